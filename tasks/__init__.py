@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers of `sdft` library calls (retries, timeouts, logs)."""
