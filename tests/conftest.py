@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny locally built model and params pointing at it (no hub, no network)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that reaches for the hub fails loudly
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_model import build_tiny_model  # noqa: E402
+
+from sdft.params import Params, SkillSpec  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data" / "sdft-official"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """Peaked, context-dependent logits (init_std 0.3): distillation has something to learn."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", init_std=0.3)
+
+
+FACTS = [
+    ("What is the codename of Project Falcon?", "Project Falcon's codename is BLUE-HARBOR.", "BLUE-HARBOR"),
+    ("What is the capital of Zorbia?", "The capital of Zorbia is Quillmark.", "Quillmark"),
+    ("Who founded Velmora?", "Velmora was founded by Anselm Krait.", "Krait"),
+    ("What is the currency of Zorbia?", "The currency of Zorbia is the drel.", "drel"),
+]
+
+
+def fact_records(n: int = 8) -> list[dict]:
+    rows = []
+    for i in range(n):
+        q, d, a = FACTS[i % len(FACTS)]
+        rows.append({"id": f"r{i}", "prompt": f"{q} (#{i})", "demonstration": d, "answer": a})
+    return rows
+
+
+@pytest.fixture
+def params(tmp_path, tiny_model_dir) -> Params:
+    p = Params(
+        skills=[
+            SkillSpec(name="facts", path=str(tmp_path / "facts.jsonl"), scorer="contains"),
+            SkillSpec(name="probe", path=str(tmp_path / "probe.jsonl"), scorer="contains", kind="general", train=False),
+        ]
+    )
+    p.model.name_or_path = str(tiny_model_dir)
+    p.artifacts_dir = str(tmp_path / "artifacts")
+    p.train.per_device_train_batch_size = 4
+    p.train.max_steps = 4
+    p.train.max_completion_length = 12
+    p.train.learning_rate = 3e-3
+    p.eval.max_new_tokens = 8
+    p.eval.batch_size = 4
+    return p
