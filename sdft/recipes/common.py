@@ -1,0 +1,53 @@
+"""Settings every recipe shares, translated once from `params.yaml` to TRL/transformers names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..params import TrainParams
+
+
+def training_kwargs(tp: TrainParams, out_dir: Path) -> dict[str, Any]:
+    return dict(
+        output_dir=str(out_dir),
+        learning_rate=tp.learning_rate,
+        num_train_epochs=tp.num_train_epochs,
+        max_steps=tp.max_steps,
+        per_device_train_batch_size=tp.per_device_train_batch_size,
+        gradient_accumulation_steps=tp.gradient_accumulation_steps,
+        lr_scheduler_type=tp.lr_scheduler_type,
+        warmup_steps=tp.warmup_ratio,  # transformers 5: a float < 1 is a fraction of the steps
+        weight_decay=tp.weight_decay,
+        max_grad_norm=tp.max_grad_norm,
+        seed=tp.seed,
+        data_seed=tp.seed,
+        logging_steps=tp.logging_steps,
+        save_strategy="no",  # `sdft.train` writes the one checkpoint that matters, atomically
+        report_to="none",  # MLflow logging is the pipeline's job, with lineage tags
+        dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=False,
+    )
+
+
+def lora_config(tp: TrainParams):
+    if not tp.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=tp.lora.r,
+        lora_alpha=tp.lora.alpha,
+        lora_dropout=tp.lora.dropout,
+        target_modules=tp.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def merged(model):
+    """A plain model for the checkpoint: LoRA adapters folded in, so the next skill starts from it."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload(adapter_names=["default"]) if "default" in model.peft_config else model.merge_and_unload()
+    return model

@@ -1,0 +1,54 @@
+"""SDFT recipe: on-policy self-distillation with the demonstration in the teacher's context.
+
+Per step (TRL `SDFTTrainer`): the student samples one rollout per prompt from the prompt alone;
+the teacher (an EMA of the student) scores those same tokens with prompt + demonstration in
+context; the student minimises the per-token forward KL(teacher || student) over the full
+vocabulary, skipping the first completion tokens; the EMA teacher then moves toward the student.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from datasets import Dataset
+
+from ..params import Params, SkillSpec
+from ..prompts import sdft_rows, to_trl_template
+from .common import lora_config, training_kwargs
+
+
+def build_config(params: Params, skill: SkillSpec, out_dir: Path):
+    from trl.experimental.sdft import SDFTConfig
+
+    tp, sp = params.train, params.sdft
+    # Every SDFT knob is set explicitly: TRL's own defaults (base teacher, top-k JSD) differ from the paper.
+    return SDFTConfig(
+        **training_kwargs(tp, out_dir),
+        max_prompt_length=tp.max_prompt_length,
+        max_completion_length=tp.max_completion_length,
+        num_generations=sp.num_generations,
+        temperature=sp.temperature,
+        teacher_model_kind=sp.teacher_model_kind,
+        teacher_update_rate=sp.teacher_update_rate,
+        teacher_sync_steps=sp.teacher_sync_steps,
+        distillation_mode=sp.distillation_mode,
+        distillation_alpha=sp.distillation_alpha,
+        distillation_topk=sp.distillation_topk,
+        distillation_is_clip=None,  # the paper's loss has no importance-sampling correction
+        num_loss_tokens_to_skip=sp.num_loss_tokens_to_skip,
+        teacher_prompt_template=to_trl_template(sp.template_for(skill.kind)),
+        trust_remote_code=params.model.trust_remote_code,
+    )
+
+
+def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path):
+    from trl.experimental.sdft import SDFTTrainer
+
+    tokenizer.padding_side = "left"
+    return SDFTTrainer(
+        model=model,
+        args=build_config(params, skill, out_dir),
+        train_dataset=Dataset.from_list(sdft_rows(records, tokenizer)),
+        processing_class=tokenizer,
+        peft_config=lora_config(params.train),
+    )
+

@@ -1,0 +1,37 @@
+"""SFT baseline recipe: next-token cross-entropy on the demonstration tokens only (prompt masked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from datasets import Dataset
+
+from ..params import Params, SkillSpec
+from ..prompts import sft_rows
+from .common import lora_config, training_kwargs
+
+
+def build_config(params: Params, out_dir: Path):
+    from trl import SFTConfig
+
+    tp = params.train
+    return SFTConfig(
+        **training_kwargs(tp, out_dir),
+        max_length=tp.max_prompt_length + tp.max_completion_length,
+        completion_only_loss=True,  # the loss covers the demonstration, never the prompt
+        packing=False,
+        trust_remote_code=params.model.trust_remote_code,
+    )
+
+
+def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path):
+    from trl import SFTTrainer
+
+    tokenizer.padding_side = "right"
+    return SFTTrainer(
+        model=model,
+        args=build_config(params, out_dir),
+        train_dataset=Dataset.from_list(sft_rows(records, tokenizer)),
+        processing_class=tokenizer,
+        peft_config=lora_config(params.train),
+    )
+

@@ -1,0 +1,62 @@
+"""params.yaml is the one source of run settings, and its values reach the TRL configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from sdft.errors import SdftError
+from sdft.params import PAPER_TEACHER_TEMPLATE, load_params
+from sdft.recipes import sdft as sdft_recipe
+from sdft.recipes import sft as sft_recipe
+
+
+def test_repo_params_reach_the_sdft_config_with_the_papers_method_settings(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    cfg = sdft_recipe.build_config(params, params.skill("zorbia_facts"), tmp_path)
+    assert cfg.teacher_model_kind == "ema" and cfg.teacher_update_rate == 0.01 and cfg.teacher_sync_steps == 1
+    assert cfg.distillation_mode == "full_logits" and cfg.distillation_alpha == 0.0
+    assert cfg.distillation_is_clip is None
+    assert cfg.num_loss_tokens_to_skip == 3 and cfg.num_generations == 1 and cfg.temperature == 1.0
+    assert cfg.learning_rate == 5e-5 and cfg.num_train_epochs == 2 and cfg.lr_scheduler_type == "cosine"
+    assert cfg.teacher_prompt_template == PAPER_TEACHER_TEMPLATE.replace("{demonstration}", "{privileged_context}")
+    assert cfg.per_device_train_batch_size == params.train.per_device_train_batch_size
+    assert cfg.max_completion_length == params.train.max_completion_length
+
+
+def test_skill_kind_selects_its_teacher_template(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    knowledge = sdft_recipe.build_config(params, params.skill("zorbia_facts"), tmp_path).teacher_prompt_template
+    fmt = sdft_recipe.build_config(params, params.skill("ticket_tags"), tmp_path).teacher_prompt_template
+    assert fmt != knowledge and "{privileged_context}" in fmt and "exactly the same format" in fmt
+
+
+def test_sft_config_trains_on_completions_only(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    cfg = sft_recipe.build_config(params, tmp_path)
+    assert cfg.completion_only_loss is True and cfg.learning_rate == params.train.learning_rate
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("train:\n  learning_rat: 1\n", "unknown key(s) ['learning_rat'] in `params.train`"),
+        ("skills:\n  - name: a\n", "params.skills[0]"),
+        ("skills:\n  - {name: a, path: x}\n  - {name: a, path: y}\n", "appear twice"),
+        ("train: [1, 2]\n", "must be a mapping"),
+        ("model: {name_or_path: x\n", "not valid YAML"),
+    ],
+)
+def test_bad_params_are_clear_errors_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(SdftError) as info:
+        load_params(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_bad_teacher_template_is_refused(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    params.sdft.teacher_template = "{prompt} only"
+    with pytest.raises(SdftError, match="lacks the \\{demonstration\\} slot"):
+        sdft_recipe.build_config(params, params.skill("zorbia_facts"), tmp_path)

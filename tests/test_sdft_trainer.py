@@ -1,0 +1,104 @@
+"""The SDFT objective, checked against an independent computation on a tiny local model."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import fact_records
+from sdft.params import PAPER_TEACHER_TEMPLATE
+from sdft.recipes import sdft as sdft_recipe
+from sdft.train import train_skill
+
+
+def make_trainer(params, tiny_model_dir, records, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    return sdft_recipe.build_trainer(params, params.skill("facts"), records, model, tok, tmp_path / "trainer"), tok
+
+
+def independent_loss(model_dir, tok, records, completions, skip: int) -> torch.Tensor:
+    """KL(teacher(prompt + demonstration) || student(prompt)) per completion token, first `skip` tokens
+    dropped, averaged per sequence then over the batch. At step 0 the EMA teacher *is* the student."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    losses = []
+    for rec, completion in zip(records, completions):
+        student_text = tok.apply_chat_template([{"role": "user", "content": rec["prompt"]}], add_generation_prompt=True, tokenize=False)
+        teacher_user = (
+            f"{rec['prompt']}\n\nThis is an example for a response to the question:\n{rec['demonstration']}\n\n"
+            "Now answer with a response of your own, including the thinking process."
+        )
+        teacher_text = tok.apply_chat_template([{"role": "user", "content": teacher_user}], add_generation_prompt=True, tokenize=False)
+        per_token = []
+        logps = []
+        for text in (student_text, teacher_text):
+            ids = tok(text, add_special_tokens=False)["input_ids"] + completion
+            with torch.no_grad():
+                logits = model(torch.tensor([ids])).logits[0]
+            n = len(completion)
+            logps.append(F.log_softmax(logits[len(ids) - n - 1 : len(ids) - 1], dim=-1))
+        student, teacher = logps
+        per_token = (teacher.exp() * (teacher - student)).sum(-1)
+        losses.append(per_token[skip:].mean())
+    return torch.stack(losses).mean()
+
+
+def test_loss_equals_forward_kl_teacher_sees_demonstration_student_does_not(params, tiny_model_dir, tmp_path):
+    assert params.sdft.teacher_template == PAPER_TEACHER_TEMPLATE
+    records = fact_records(2)
+    trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path)
+    # A fixed rollout (two lengths, so padding and masks matter) replaces sampling.
+    completions = [tok("The answer is BLUE", add_special_tokens=False)["input_ids"],
+                   tok("Quillmark is the capital city of Zorbia", add_special_tokens=False)["input_ids"]]
+    trainer._generate = lambda prompt_ids: (prompt_ids, [list(c) for c in completions])
+    rows = [dict(trainer.train_dataset[i]) for i in range(2)]
+    batch = trainer._prepare_training_batch(rows)
+
+    for i, rec in enumerate(records):
+        student_in = tok.decode(batch["prompt_ids"][i], skip_special_tokens=True)
+        teacher_in = tok.decode(batch["teacher_input_ids"][i], skip_special_tokens=True)
+        assert rec["demonstration"] in teacher_in and "This is an example for a response" in teacher_in
+        assert rec["demonstration"] not in student_in and rec["prompt"] in student_in
+
+    trainer.model.eval()
+    loss = trainer.compute_loss(trainer.model, batch)
+    expected = independent_loss(tiny_model_dir, tok, records, completions, skip=3)
+    assert expected > 1e-3  # the check is not vacuous
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+
+    # and skipping really changes what is averaged
+    assert not torch.isclose(expected, independent_loss(tiny_model_dir, tok, records, completions, skip=0))
+
+
+def test_ema_teacher_moves_one_percent_toward_student(params, tiny_model_dir, tmp_path):
+    params.train.max_steps = 1
+    params.train.learning_rate = 1e-2
+    params.train.warmup_ratio = 0.0
+    trainer, _ = make_trainer(params, tiny_model_dir, fact_records(4), tmp_path)
+    before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    teacher_before = {k: v.detach().clone() for k, v in trainer.teacher_model.state_dict().items()}
+    assert all(torch.equal(before[k], teacher_before[k]) for k in before)  # the teacher starts as the student
+    trainer.train()
+    student = trainer.model.state_dict()
+    teacher = trainer.teacher_model.state_dict()
+    moved = 0
+    for k, old in before.items():
+        torch.testing.assert_close(teacher[k], 0.99 * old + 0.01 * student[k], rtol=0, atol=1e-6)
+        moved += int(not torch.equal(student[k], old))
+    assert moved > 0  # the student did take a step, so the EMA check has teeth
+
+
+def test_short_sdft_run_lowers_the_distillation_loss(params, tiny_model_dir, tmp_path):
+    from sdft.data import write_skill
+
+    params.train.max_steps = 24
+    params.train.num_train_epochs = 100
+    data = write_skill(tmp_path / "data", fact_records(8), [], {"skill": "facts"}).out_dir
+    metrics = train_skill(params, "facts", data, str(tiny_model_dir), tmp_path / "ckpt")
+    curve = metrics["loss_curve"]
+    assert len(curve) == 24 and metrics["method"] == "sdft"
+    assert sum(curve[-6:]) / 6 < 0.8 * sum(curve[:6]) / 6
+    assert (tmp_path / "ckpt" / "model.safetensors").exists()
+    assert (tmp_path / "ckpt" / "train_metrics.json").exists()
+    assert not (tmp_path / "ckpt" / "trainer").exists()  # trainer scratch stays out of the checkpoint
