@@ -1,0 +1,74 @@
+"""Learn the curriculum in order from one base model and fill the accuracy matrix as it goes.
+
+Used by `sdft demo` and `sdft compare` (one working folder per method). The DVC pipeline runs the
+same stages one CLI call at a time; this is the in-process loop for side-by-side comparisons.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .evaluate import evaluate_model
+from .ingest import ingest_skill
+from .metrics import cl_metrics
+from .params import Params
+from .train import train_skill
+
+
+@dataclass
+class SequenceResult:
+    method: str
+    skills: list[str]  # trained skills, in learning order
+    probes: list[str]  # evaluation-only skills (general suite)
+    rows: list[dict[str, float]] = field(default_factory=list)  # row 0 = base; one row per learned skill
+    train_seconds: float = 0.0
+
+    def matrix(self) -> list[list[float]]:
+        return [[row[s] for s in self.skills] for row in self.rows]
+
+    def summary(self) -> dict:
+        final, base = self.rows[-1], self.rows[0]
+        out = {
+            "method": self.method,
+            "new_skill": {s: self.rows[i + 1][s] for i, s in enumerate(self.skills)},
+            "general": {p: final[p] for p in self.probes},
+            "general_drop": {p: base[p] - final[p] for p in self.probes},
+            **cl_metrics(self.matrix()).as_dict(),
+            "train_seconds": round(self.train_seconds, 1),
+        }
+        return out
+
+
+def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: int | None = None) -> SequenceResult:
+    params = copy.deepcopy(params)
+    params.train.method = method
+    if max_steps is not None:
+        params.train.max_steps = max_steps
+    params.artifacts_dir = str(Path(workdir))
+    skills = [s.name for s in params.skills if s.train]
+    probes = [s.name for s in params.skills if not s.train]
+    everything = skills + probes
+    for spec in params.skills:
+        ingest_skill(params, spec)
+    data_root = Path(params.artifacts_dir) / "data"
+    result = SequenceResult(method, skills, probes)
+
+    def evaluate(model: str, tag: str) -> None:
+        scores = evaluate_model(params, model, everything, data_root, params.eval_dir(tag))["scores"]
+        result.rows.append({name: s["accuracy"] for name, s in scores.items()})
+        print(f"[{method}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
+
+    model = params.model.name_or_path
+    evaluate(model, "base")
+    for name in skills:
+        start = time.perf_counter()
+        train_skill(params, name, params.data_dir(name), model, params.checkpoint_dir(name))
+        result.train_seconds += time.perf_counter() - start
+        model = str(params.checkpoint_dir(name))
+        evaluate(model, f"after-{name}")
+    (Path(workdir) / "sequence.json").write_text(json.dumps({"rows": result.rows, **result.summary()}, indent=2))
+    return result

@@ -1,0 +1,71 @@
+"""The `sdft` CLI as a user runs it: ingest -> train -> evaluate, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import fact_records
+from sdft.params import to_dict
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, "-m", "sdft", "--params", str(tmp_path / "params.yaml"), *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def setup(params, tmp_path: Path) -> None:
+    for name, rows in {"facts": fact_records(8), "probe": fact_records(4)}.items():
+        Path(params.skill(name).path).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(to_dict(params)))
+
+
+def test_ingest_train_evaluate_end_to_end(params, tmp_path):
+    setup(params, tmp_path)
+    for skill in ("facts", "probe"):
+        res = run(tmp_path, "ingest", params.skill(skill).path, "--skill", skill)
+        assert res.returncode == 0, res.stderr
+    assert "ingested facts: 6 train, 2 eval" in run(tmp_path, "ingest", params.skill("facts").path, "--skill", "facts").stdout
+
+    res = run(tmp_path, "train", "--skill", "facts", "--max-steps", "2")
+    assert res.returncode == 0, res.stderr
+    ckpt = Path(params.checkpoint_dir("facts"))
+    metrics = json.loads((ckpt / "train_metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["method"] == "sdft" and metrics["data_sha256"]
+
+    out = tmp_path / "eval"
+    res = run(tmp_path, "evaluate", "--model", str(ckpt), "--skills", "facts,probe", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    scores = json.loads((out / "scores.json").read_text())["scores"]
+    assert scores["facts"]["n"] == 2 and scores["probe"]["n"] == 4
+    preds = [json.loads(line) for line in (out / "probe.predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 4 and {"id", "prediction", "answer", "correct"} <= set(preds[0])
+
+
+def test_errors_are_one_line_with_exit_code_2(params, tmp_path):
+    setup(params, tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "q"}\n')
+    res = run(tmp_path, "ingest", str(bad), "--skill", "facts")
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and str(bad) in res.stderr and "Fix:" in res.stderr
+    assert not Path(params.data_dir("facts")).exists()
+
+    res = run(tmp_path, "train", "--skill", "facts")  # nothing ingested yet
+    assert res.returncode == 2 and "run `sdft ingest`" in res.stderr
+
+    res = run(tmp_path, "evaluate", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "e"))
+    assert res.returncode == 2 and "model directory not found" in res.stderr
+
+
+def test_help_lists_the_stages():
+    res = subprocess.run([sys.executable, "-m", "sdft", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for stage in ("ingest", "train", "evaluate", "demo"):
+        assert stage in res.stdout
