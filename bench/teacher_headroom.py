@@ -27,7 +27,7 @@ def main() -> None:
     tokenizer = load_tokenizer(path)
     gen = HFGenerator(load_model(path, params.model), tokenizer, params.eval.batch_size)
     print(f"| skill | kind | n | student | teacher |\n|---|---|---|---|---|")
-    for spec in params.skills:
+    for spec in [*params.skills.values(), *params.probes.values()]:
         records = validate_records(read_records(spec.path), spec.path, spec.columns)
         records = records[: args.limit] if args.limit else records
         score = get_scorer(spec.scorer)

@@ -7,6 +7,7 @@ anything else exits 1 with a one-line cause (set SDFT_DEBUG=1 for the traceback)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -14,8 +15,6 @@ from pathlib import Path
 
 from .errors import SdftError
 
-# TRL marks SDFTTrainer experimental and warns on every import; we pin TRL, so the warning is noise.
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -30,8 +29,8 @@ def cmd_ingest(args) -> None:
     from .params import SkillSpec
 
     params = _params(args)
-    names = [s.name for s in params.skills]
-    spec = params.skill(args.skill) if args.skill in names else SkillSpec(name=args.skill, path=args.path)
+    known = args.skill in params.skills or args.skill in params.probes
+    spec = params.skill(args.skill) if known else SkillSpec(name=args.skill, path=args.path)
     result = ingest_skill(params, spec, source=args.path, out_dir=args.out)
     print(f"ingested {args.skill}: {result.n_train} train, {result.n_eval} eval records -> {result.out_dir} "
           f"(sha256 {result.sha256[:12]})")
@@ -46,21 +45,80 @@ def cmd_train(args) -> None:
     if args.max_steps is not None:
         params.train.max_steps = args.max_steps
     out = args.out or params.checkpoint_dir(args.skill)
-    metrics = train_skill(params, args.skill, args.data or params.data_dir(args.skill), args.base or params.model.name_or_path, out)
+    if args.base:  # ad hoc: any starting model, no gate check
+        metrics = train_skill(params, args.skill, args.data or params.data_dir(args.skill), args.base, out)
+    else:  # the pipeline stage: from the parent's checkpoint, once its gate passed
+        from . import stages
+
+        metrics = stages.train(params, args.skill)
     print(f"trained {args.skill} with {metrics['method']}: {metrics['steps']} steps in {metrics['train_seconds']:.0f}s, "
           f"loss {metrics['loss_first']:.4f} -> {metrics['loss_last']:.4f}; checkpoint {out}")
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate_model
+    params = _params(args)
+    if args.skill:  # the pipeline stage: candidate vs its parent, standard layout
+        from . import stages
+
+        result = stages.evaluate(params, args.skill)
+        for name, acc in result["scores"].items():
+            print(f"{name:24s} {acc:6.1%}")
+        return
+    if not (args.model and args.out):
+        raise SdftError("pass --skill NAME (pipeline stage) or --model M --out DIR (ad hoc).")
+    from .evaluate import evaluate_model, write_predictions
+
+    skills = args.skills.split(",") if args.skills else [*params.skills, *params.probes]
+    scores = write_predictions(args.out, evaluate_model(params, args.model, skills))
+    (Path(args.out) / "scores.json").write_text(json.dumps({"model": args.model, "scores": scores}, indent=2) + "\n")
+    for name, acc in scores.items():
+        print(f"{name:24s} {acc:6.1%}")
+
+
+def cmd_base(args) -> None:
+    from . import stages
+
+    stages.base(_params(args))
+    print("base model frozen as artifacts/checkpoints/base and scored on the probes")
+
+
+def cmd_gate(args) -> None:
+    from . import stages
+
+    verdict = stages.run_gate(_params(args), args.skill)
+    print(verdict.to_markdown())
+
+
+def cmd_register(args) -> None:
+    from . import stages
+
+    print(stages.register(_params(args), args.skill)["message"])
+
+
+def cmd_report(args) -> None:
+    from . import stages
 
     params = _params(args)
-    skills = args.skills.split(",") if args.skills else [s.name for s in params.skills]
-    data_root = Path(params.artifacts_dir) / "data"
-    summary = evaluate_model(params, args.model or params.model.name_or_path, skills, data_root, args.out)
-    for name, s in summary["scores"].items():
-        print(f"{name:24s} {s['accuracy']:6.1%}  (n={s['n']}, {s['scorer']})")
-    print(f"wrote {Path(args.out) / 'scores.json'}")
+    stages.report(params)
+    print((params.report_dir() / "report.md").read_text())
+
+
+def cmd_promote(args) -> None:
+    from . import registry
+
+    print(registry.promote(_params(args), args.version, force=args.force))
+
+
+def cmd_rollback(args) -> None:
+    from . import registry
+
+    print(registry.rollback(_params(args)))
+
+
+def cmd_compare(args) -> None:
+    from .compare import run_compare
+
+    run_compare(_params(args), args.methods.split(","), args.workdir, args.max_steps)
 
 
 def cmd_demo(args) -> None:
@@ -82,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="teach one skill (SDFT or SFT) and write a checkpoint")
     p.add_argument("--skill", required=True)
-    p.add_argument("--base", help="model to start from (default: model.name_or_path)")
+    p.add_argument("--base", help="ad hoc: model to start from (default: the parent skill's checkpoint, gate passed)")
     p.add_argument("--data", help="ingested skill folder (default: artifacts/data/<skill>)")
     p.add_argument("--out", help="checkpoint folder (default: artifacts/checkpoints/<skill>)")
     p.add_argument("--method", choices=["sdft", "sft"], help="override train.method")
@@ -90,10 +148,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a model on skills' eval splits")
-    p.add_argument("--model", help="model dir or id (default: model.name_or_path)")
-    p.add_argument("--skills", help="comma-separated skill names (default: all in params.yaml)")
-    p.add_argument("--out", required=True, help="folder for predictions and scores.json")
+    p.add_argument("--skill", help="pipeline stage: this skill's checkpoint vs its parent, on every skill so far")
+    p.add_argument("--model", help="ad hoc: a model dir or id")
+    p.add_argument("--skills", help="ad hoc: comma-separated skill names (default: all)")
+    p.add_argument("--out", help="ad hoc: folder for predictions and scores.json")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("base", help="pipeline stage: freeze the base model and score it on the probes")
+    p.set_defaults(func=cmd_base)
+
+    p = sub.add_parser("gate", help="pipeline stage: the regression gate for one skill")
+    p.add_argument("--skill", required=True)
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("register", help="pipeline stage: MLflow run + model version; promote if the gate passed")
+    p.add_argument("--skill", required=True)
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("report", help="pipeline stage: accuracy matrix, ACC/BWT/forgetting, forgetting plot")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("promote", help="move the `champion` alias to a model version")
+    p.add_argument("--version", required=True)
+    p.add_argument("--force", action="store_true", help="promote even if the version failed its gate")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="move `champion` back to `previous-champion`")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("compare", help="learn the curriculum with each method from the same base, side by side")
+    p.add_argument("--methods", default="sdft,sft")
+    p.add_argument("--workdir", default="artifacts/compare")
+    p.add_argument("--max-steps", type=int, help="override train.max_steps (per skill)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="the main job on the embedded default model")
     p.add_argument("--max-steps", type=int, help="override the per-skill step count")

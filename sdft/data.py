@@ -253,7 +253,7 @@ def validate_records(
 # ---------------------------------------------------------------- split, hash, write
 
 
-def split_records(records: list[dict], eval_fraction: float, seed: int, train_enabled: bool = True) -> tuple[list, list]:
+def split_records(records: list[dict], eval_fraction: float, seed: int, *, train_enabled: bool = True) -> tuple[list, list]:
     """Deterministic split: pinned records go where they say, the rest by a seeded shuffle of ids."""
     if not train_enabled:
         return [], list(records)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from .params import Params
-from .report import matrix_table
+from .report import matrix_markdown
 from .sequence import learn_sequence
 
 
@@ -15,7 +15,7 @@ def run_demo(params: Params, max_steps: int | None = None, workdir: str = "artif
     result = learn_sequence(params, params.train.method, f"{workdir}/{params.train.method}", max_steps)
     s = result.summary()
     print(f"\nAccuracy matrix ({params.train.method}; %, rows = after learning that skill):")
-    print(matrix_table(result))
+    print(matrix_markdown(["base", *result.skills], result.skills + result.probes, result.rows))
     print(f"\nACC {100 * s['acc']:.1f}  BWT {s['bwt'] and 100 * s['bwt']:.1f}  "
           f"forgetting {s['forgetting'] and 100 * s['forgetting']:.1f}  "
           f"({time.perf_counter() - start:.0f}s in all, {s['train_seconds']:.0f}s training)")

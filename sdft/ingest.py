@@ -22,6 +22,7 @@ def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = No
         count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
         max_tokens=max_tokens,
     )
-    train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, spec.train)
-    meta = {"skill": spec.name, "source": str(source), "scorer": spec.scorer, "kind": spec.kind, "train": spec.train}
+    train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, train_enabled=spec.name not in params.probes)
+    meta = {"skill": spec.name, "source": str(source), "scorer": spec.scorer, "kind": spec.kind,
+            "probe": spec.name in params.probes}
     return write_skill(Path(out_dir or params.data_dir(spec.name)), train, evals, meta)

@@ -34,17 +34,30 @@ class ModelParams:
 
 
 @dataclass
+class GateParams:
+    """Thresholds are fractions (0.02 = 2 points). A drop of exactly the limit passes."""
+
+    min_new_score: float = 0.0  # candidate's score on the new skill must reach this
+    min_new_gain: float = 0.0  # ... and beat the reference (champion or base) by this much
+    max_prior_drop: float = 0.02  # per prior skill, vs the reference
+    max_general_drop: float = 0.02  # per general-suite probe, vs the reference
+
+
+@dataclass
 class SkillSpec:
-    name: str
+    name: str  # the key under `skills:` / `probes:` in params.yaml (filled in by load_params)
     path: str
     # How answers are scored: see `sdft.scoring.SCORERS`.
     scorer: str = "contains"
-    # knowledge | format | procedure | general: picks the teacher template in `sdft.sdft` params.
+    # knowledge | format | procedure | general: picks the teacher template (`sdft.teacher_templates`).
     kind: str = "knowledge"
-    # Maps our field names (prompt, demonstration, answer, id) to the columns of a foreign layout.
+    # The skill learned just before this one (`base` for the first). It must name the previous
+    # entry: DVC reads it to chain checkpoints, and load_params checks it matches the order.
+    after: str = ""
+    # Maps our field names (prompt, demonstration, answer, id, split) to a foreign layout's columns.
     columns: dict[str, str] = field(default_factory=dict)
-    # A general-capability probe is only evaluated, never trained on.
-    train: bool = True
+    # Per-skill overrides of the top-level `gate:` thresholds, e.g. {min_new_score: 0.5}.
+    gate: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,19 +126,34 @@ class EvalParams:
 
 
 @dataclass
+class PromotionParams:
+    # auto: `champion` moves to a new version when its gate passes; manual: a person moves it
+    # (MLflow UI, or `sdft promote --version N`). A failed gate never moves it.
+    mode: Literal["auto", "manual"] = "auto"
+    registered_model_name: str = "sdft-model"
+    experiment: str = "sdft-pipeline"
+
+
+@dataclass
 class Params:
     model: ModelParams = field(default_factory=ModelParams)
-    skills: list[SkillSpec] = field(default_factory=list)
+    # The curriculum, learned in this order (a mapping keyed by skill name).
+    skills: dict[str, SkillSpec] = field(default_factory=dict)
+    # Evaluation-only suites (general capability): measured after every skill, never trained on.
+    probes: dict[str, SkillSpec] = field(default_factory=dict)
     data: DataParams = field(default_factory=DataParams)
     train: TrainParams = field(default_factory=TrainParams)
     sdft: SdftParams = field(default_factory=SdftParams)
     eval: EvalParams = field(default_factory=EvalParams)
+    gate: GateParams = field(default_factory=GateParams)
+    promotion: PromotionParams = field(default_factory=PromotionParams)
     # Where stage outputs go (DVC outputs, never git).
     artifacts_dir: str = "artifacts"
 
     # Where each stage writes, in one place (the CLI defaults, dvc.yaml and the flows agree on it).
     def data_dir(self, skill: str) -> Path:
-        return Path(self.artifacts_dir) / "data" / skill
+        # Probes live apart so the baseline stage can depend on all of them as one folder.
+        return Path(self.artifacts_dir) / ("probes" if skill in self.probes else "data") / skill
 
     def checkpoint_dir(self, skill: str) -> Path:
         return Path(self.artifacts_dir) / "checkpoints" / skill
@@ -133,15 +161,37 @@ class Params:
     def eval_dir(self, name: str) -> Path:
         return Path(self.artifacts_dir) / "eval" / name
 
+    def gate_dir(self, name: str) -> Path:
+        return Path(self.artifacts_dir) / "gate" / name
+
+    def registry_file(self, name: str) -> Path:
+        return Path(self.artifacts_dir) / "registry" / f"{name}.json"
+
+    def report_dir(self) -> Path:
+        return Path(self.artifacts_dir) / "report"
+
+    def gate_for(self, skill: str) -> GateParams:
+        overrides = self.skill(skill).gate
+        return _build(GateParams, {**dataclasses.asdict(self.gate), **overrides}, f"params.skills.{skill}.gate")
+
     def skill(self, name: str) -> SkillSpec:
-        for spec in self.skills:
-            if spec.name == name:
-                return spec
-        known = ", ".join(s.name for s in self.skills) or "none"
-        raise SdftError(
-            f"unknown skill {name!r} (known: {known}).",
-            fix="add it under `skills:` in params.yaml with its data path.",
-        )
+        spec = self.skills.get(name) or self.probes.get(name)
+        if spec is None:
+            known = ", ".join([*self.skills, *self.probes]) or "none"
+            raise SdftError(
+                f"unknown skill {name!r} (known: {known}).",
+                fix="add it under `skills:` (or `probes:`) in params.yaml with its data path.",
+            )
+        return spec
+
+    def parent(self, name: str) -> str:
+        """The skill learned before `name`, or "base"."""
+        return self.skill(name).after
+
+    def skills_through(self, name: str) -> list[str]:
+        """The curriculum up to and including `name`, in learning order."""
+        order = list(self.skills)
+        return order[: order.index(name) + 1]
 
 
 def _build(cls, raw: Any, where: str):
@@ -162,10 +212,12 @@ def _build(cls, raw: Any, where: str):
         f = fields[name]
         if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
             kwargs[name] = _build(f.default_factory, value, f"{where}.{name}")
-        elif name == "skills":
-            if not isinstance(value, list):
-                raise SdftError(f"`{where}.skills` must be a list of skills.")
-            kwargs[name] = [_build(SkillSpec, s, f"{where}.skills[{i}]") for i, s in enumerate(value)]
+        elif name in ("skills", "probes"):
+            if not isinstance(value, dict):
+                raise SdftError(f"`{where}.{name}` must be a mapping of name -> {{path, scorer, ...}}.")
+            kwargs[name] = {
+                key: _build(SkillSpec, {**(spec or {}), "name": key}, f"{where}.{name}.{key}") for key, spec in value.items()
+            }
         else:
             kwargs[name] = value
     try:
@@ -187,11 +239,23 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except SdftError as exc:
         exc.where = str(path)
         raise
-    names = [s.name for s in params.skills]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SdftError(f"skill name(s) {dupes} appear twice.", where=str(path), fix="give each skill a unique name.")
+    check_curriculum(params, str(path))
     return params
+
+
+def check_curriculum(params: Params, where: str) -> None:
+    both = sorted(set(params.skills) & set(params.probes))
+    if both:
+        raise SdftError(f"{both} are both a skill and a probe.", where=where, fix="give each a unique name.")
+    previous = "base"
+    for name, spec in params.skills.items():
+        if spec.after != previous:
+            raise SdftError(
+                f"skill {name!r} has `after: {spec.after or '(missing)'}` but follows {previous!r}.",
+                where=where,
+                fix=f"set `after: {previous}` (skills are learned in the order listed).",
+            )
+        previous = name
 
 
 def to_dict(params: Params) -> dict[str, Any]:

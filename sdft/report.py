@@ -1,21 +1,48 @@
-"""Markdown tables for the terminal, the README and the MLflow/Prefect reports."""
+"""Tables and the forgetting plot, for the terminal, the README, DVC plots and MLflow."""
 
 from __future__ import annotations
 
-from .sequence import SequenceResult
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sequence import SequenceResult
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
 
 
-def matrix_table(result: SequenceResult) -> str:
-    cols = result.skills + result.probes
+def matrix_markdown(labels: list[str], cols: list[str], rows: list[dict[str, float | None]]) -> str:
+    """Rows = after learning `label` (the first is the base model); %, "—" = not measured."""
     lines = ["| after | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    labels = ["base"] + result.skills
-    for label, row in zip(labels, result.rows):
-        lines.append(f"| {label} | " + " | ".join(_pct(row[c]) for c in cols) + " |")
+    for label, row in zip(labels, rows):
+        lines.append(f"| {label} | " + " | ".join(pct(row.get(c)) for c in cols) + " |")
     return "\n".join(lines)
+
+
+def forgetting_plot(labels: list[str], cols: list[str], rows: list[dict[str, float | None]], path: Path) -> Path:
+    """Each skill's score across the sequence: a line that falls after its own stage is forgetting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for col in cols:
+        ys = [row.get(col) for row in rows]
+        ax.plot(range(len(rows)), [None if y is None else 100 * y for y in ys], marker="o", label=col)
+    ax.set_xticks(range(len(rows)), labels, rotation=20)
+    ax.set_xlabel("after learning")
+    ax.set_ylabel("score (%)")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def compare_table(results: list[SequenceResult]) -> str:
@@ -24,12 +51,12 @@ def compare_table(results: list[SequenceResult]) -> str:
     first = results[0]
     lines = ["| metric (%) | " + " | ".join(s["method"] for s in summaries) + " |", "|---" * (len(results) + 1) + "|"]
     for skill in first.skills:
-        lines.append(f"| new skill: {skill} | " + " | ".join(_pct(s["new_skill"][skill]) for s in summaries) + " |")
+        lines.append(f"| new skill: {skill} | " + " | ".join(pct(s["new_skill"][skill]) for s in summaries) + " |")
     for probe in first.probes:
-        lines.append(f"| base {probe} | " + " | ".join(_pct(r.rows[0][probe]) for r in results) + " |")
-        lines.append(f"| final {probe} | " + " | ".join(_pct(s["general"][probe]) for s in summaries) + " |")
-    lines.append("| ACC (final, trained skills) | " + " | ".join(_pct(s["acc"]) for s in summaries) + " |")
-    lines.append("| BWT (retention of prior skills) | " + " | ".join(_pct(s["bwt"]) for s in summaries) + " |")
-    lines.append("| avg forgetting | " + " | ".join(_pct(s["forgetting"]) for s in summaries) + " |")
+        lines.append(f"| base {probe} | " + " | ".join(pct(r.rows[0][probe]) for r in results) + " |")
+        lines.append(f"| final {probe} | " + " | ".join(pct(s["general"][probe]) for s in summaries) + " |")
+    lines.append("| ACC (final, trained skills) | " + " | ".join(pct(s["acc"]) for s in summaries) + " |")
+    lines.append("| BWT (retention of prior skills) | " + " | ".join(pct(s["bwt"]) for s in summaries) + " |")
+    lines.append("| avg forgetting | " + " | ".join(pct(s["forgetting"]) for s in summaries) + " |")
     lines.append("| train time (s) | " + " | ".join(f"{s['train_seconds']:.0f}" for s in summaries) + " |")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .evaluate import evaluate_model
+from .evaluate import evaluate_model, write_predictions
 from .ingest import ingest_skill
 from .metrics import cl_metrics
 from .params import Params
@@ -49,17 +49,14 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
     if max_steps is not None:
         params.train.max_steps = max_steps
     params.artifacts_dir = str(Path(workdir))
-    skills = [s.name for s in params.skills if s.train]
-    probes = [s.name for s in params.skills if not s.train]
+    skills, probes = list(params.skills), list(params.probes)
     everything = skills + probes
-    for spec in params.skills:
+    for spec in [*params.skills.values(), *params.probes.values()]:
         ingest_skill(params, spec)
-    data_root = Path(params.artifacts_dir) / "data"
     result = SequenceResult(method, skills, probes)
 
     def evaluate(model: str, tag: str) -> None:
-        scores = evaluate_model(params, model, everything, data_root, params.eval_dir(tag))["scores"]
-        result.rows.append({name: s["accuracy"] for name, s in scores.items()})
+        result.rows.append(write_predictions(params.eval_dir(tag), evaluate_model(params, model, everything)))
         print(f"[{method}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
 
     model = params.model.name_or_path

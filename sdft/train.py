@@ -33,9 +33,10 @@ def loss_curve(log_history: list[dict[str, Any]]) -> list[float]:
 
 
 def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_model: str, out_dir: str | Path) -> dict:
+    if skill_name not in params.skills:
+        raise SdftError(f"{skill_name!r} is not a skill under `skills:` in params.yaml (probes are never trained).",
+                        fix="add it under `skills:`.")
     skill = params.skill(skill_name)
-    if not skill.train:
-        raise SdftError(f"skill {skill_name!r} is evaluation-only (`train: false`).", fix="train another skill.")
     method = params.train.method
     if method not in RECIPES:
         raise SdftError(f"unknown train.method {method!r}.", where="params.yaml", fix=f"use one of {sorted(RECIPES)}.")

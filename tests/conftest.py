@@ -46,10 +46,8 @@ def fact_records(n: int = 8) -> list[dict]:
 @pytest.fixture
 def params(tmp_path, tiny_model_dir) -> Params:
     p = Params(
-        skills=[
-            SkillSpec(name="facts", path=str(tmp_path / "facts.jsonl"), scorer="contains"),
-            SkillSpec(name="probe", path=str(tmp_path / "probe.jsonl"), scorer="contains", kind="general", train=False),
-        ]
+        skills={"facts": SkillSpec(name="facts", path=str(tmp_path / "facts.jsonl"), scorer="contains", after="base")},
+        probes={"probe": SkillSpec(name="probe", path=str(tmp_path / "probe.jsonl"), scorer="contains", kind="general")},
     )
     p.model.name_or_path = str(tiny_model_dir)
     p.artifacts_dir = str(tmp_path / "artifacts")

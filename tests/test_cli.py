@@ -34,6 +34,9 @@ def test_ingest_train_evaluate_end_to_end(params, tmp_path):
     assert "ingested facts: 6 train, 2 eval" in run(tmp_path, "ingest", params.skill("facts").path, "--skill", "facts").stdout
 
     res = run(tmp_path, "train", "--skill", "facts", "--max-steps", "2")
+    assert res.returncode == 2 and "has no gate verdict yet" in res.stderr  # `sdft base` has not run
+    assert run(tmp_path, "base").returncode == 0
+    res = run(tmp_path, "train", "--skill", "facts", "--max-steps", "2")
     assert res.returncode == 0, res.stderr
     ckpt = Path(params.checkpoint_dir("facts"))
     metrics = json.loads((ckpt / "train_metrics.json").read_text())
@@ -43,8 +46,8 @@ def test_ingest_train_evaluate_end_to_end(params, tmp_path):
     res = run(tmp_path, "evaluate", "--model", str(ckpt), "--skills", "facts,probe", "--out", str(out))
     assert res.returncode == 0, res.stderr
     scores = json.loads((out / "scores.json").read_text())["scores"]
-    assert scores["facts"]["n"] == 2 and scores["probe"]["n"] == 4
-    preds = [json.loads(line) for line in (out / "probe.predictions.jsonl").read_text().splitlines()]
+    assert set(scores) == {"facts", "probe"} and all(0 <= v <= 1 for v in scores.values())
+    preds = [json.loads(line) for line in (out / "probe.jsonl").read_text().splitlines()]
     assert len(preds) == 4 and {"id", "prediction", "answer", "correct"} <= set(preds[0])
 
 
@@ -57,7 +60,7 @@ def test_errors_are_one_line_with_exit_code_2(params, tmp_path):
     assert res.stderr.strip().count("\n") == 0 and str(bad) in res.stderr and "Fix:" in res.stderr
     assert not Path(params.data_dir("facts")).exists()
 
-    res = run(tmp_path, "train", "--skill", "facts")  # nothing ingested yet
+    res = run(tmp_path, "train", "--skill", "facts", "--base", str(params.model.name_or_path))  # nothing ingested
     assert res.returncode == 2 and "run `sdft ingest`" in res.stderr
 
     res = run(tmp_path, "evaluate", "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "e"))

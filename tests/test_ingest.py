@@ -44,7 +44,7 @@ def test_pinned_split_and_eval_only_skill(params, tmp_path):
     src = write_jsonl(tmp_path / "a.jsonl", rows)
     res = ingest_skill(params, spec(src), out_dir=tmp_path / "o")
     assert [r["id"] for r in load_split(res.out_dir, "eval")] == ["r0"]
-    probe = ingest_skill(params, spec(src, train=False), out_dir=tmp_path / "p")
+    probe = ingest_skill(params, params.skill("probe"), source=src, out_dir=tmp_path / "p")
     assert (probe.n_train, probe.n_eval) == (0, 6)
 
 
@@ -129,7 +129,7 @@ def test_oversize_file_is_refused_before_reading(params, tmp_path):
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared/data/sdft-official is absent")
 def test_official_tooluse_eval_file_ingests_with_a_column_mapping(params, tmp_path):
     params.data.max_record_tokens = 100_000
-    s = spec(SHARED_DATA / "tooluse_data_v1" / "eval_data.json",
-             columns={"demonstration": "nl_documentation", "answer": "golden_answer"}, train=False)
-    res = ingest_skill(params, s, out_dir=tmp_path / "t")
+    probe = params.skill("probe")
+    probe.columns = {"demonstration": "nl_documentation", "answer": "golden_answer"}
+    res = ingest_skill(params, probe, source=SHARED_DATA / "tooluse_data_v1" / "eval_data.json", out_dir=tmp_path / "t")
     assert res.n_eval == 68

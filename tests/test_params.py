@@ -41,8 +41,11 @@ def test_sft_config_trains_on_completions_only(tmp_path):
     "text, message",
     [
         ("train:\n  learning_rat: 1\n", "unknown key(s) ['learning_rat'] in `params.train`"),
-        ("skills:\n  - name: a\n", "params.skills[0]"),
-        ("skills:\n  - {name: a, path: x}\n  - {name: a, path: y}\n", "appear twice"),
+        ("skills:\n  a: {scorer: exact}\n", "params.skills.a"),
+        ("skills:\n  a: {path: x, after: base}\n  b: {path: y, after: base}\n", "has `after: base` but follows 'a'"),
+        ("skills:\n  a: {path: x}\n", "set `after: base`"),
+        ("skills:\n  a: {path: x, after: base}\nprobes:\n  a: {path: y}\n", "both a skill and a probe"),
+        ("skills: [a, b]\n", "must be a mapping of name"),
         ("train: [1, 2]\n", "must be a mapping"),
         ("model: {name_or_path: x\n", "not valid YAML"),
     ],
@@ -60,3 +63,22 @@ def test_bad_teacher_template_is_refused(tmp_path):
     params.sdft.teacher_template = "{prompt} only"
     with pytest.raises(SdftError, match="lacks the \\{demonstration\\} slot"):
         sdft_recipe.build_config(params, params.skill("zorbia_facts"), tmp_path)
+
+
+def test_per_skill_gate_overrides_the_top_level_thresholds():
+    params = load_params(REPO / "params.yaml")
+    params.skills["ticket_tags"].gate = {"min_new_score": 0.5}
+    assert params.gate_for("ticket_tags").min_new_score == 0.5
+    assert params.gate_for("ticket_tags").max_prior_drop == params.gate.max_prior_drop
+    assert params.gate_for("zorbia_facts").min_new_score == params.gate.min_new_score
+    params.skills["ticket_tags"].gate = {"min_new_scor": 0.5}
+    with pytest.raises(SdftError, match="unknown key"):
+        params.gate_for("ticket_tags")
+
+
+def test_curriculum_order_and_parents():
+    params = load_params(REPO / "params.yaml")
+    assert list(params.skills) == ["zorbia_facts", "ticket_tags", "zorb_units"]
+    assert params.parent("zorbia_facts") == "base" and params.parent("zorb_units") == "ticket_tags"
+    assert params.skills_through("ticket_tags") == ["zorbia_facts", "ticket_tags"]
+    assert list(params.probes) == ["general_probe"]

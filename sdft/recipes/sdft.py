@@ -8,12 +8,16 @@ vocabulary, skipping the first completion tokens; the EMA teacher then moves tow
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from datasets import Dataset
 
 from ..params import Params, SkillSpec
 from ..prompts import sdft_rows, to_trl_template
 from .common import lora_config, training_kwargs
+
+# TRL marks SDFTTrainer experimental and warns on every import; we pin TRL, so the warning is noise.
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
 def build_config(params: Params, skill: SkillSpec, out_dir: Path):

@@ -1,0 +1,82 @@
+"""Run the DVC stages in curriculum order, one at a time, under a single-run lock.
+
+The Prefect flows call this (through `tasks/`), so a flow run leaves the workspace exactly as
+`dvc repro` would: the stages are DVC's, recorded in dvc.lock. No Prefect import here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import SdftError
+from .params import Params
+
+LOCK_FILE = ".sdft-pipeline.lock"
+SKILL_STAGES = ("ingest", "train", "evaluate", "gate", "register")
+
+
+def stage_plan(params: Params, skill: str) -> list[list[str]]:
+    """Groups of DVC stages to learn the curriculum through `skill`: the shared setup, then one group per skill."""
+    setup = [f"ingest_probe@{p}" for p in params.probes] + ["base"]
+    return [setup] + [[f"{stage}@{s}" for stage in SKILL_STAGES] for s in params.skills_through(skill)]
+
+
+def _env() -> dict[str, str]:
+    # Stage commands call `sdft`: make this interpreter's bin folder (the venv) win on PATH.
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1"}
+
+
+def repro(stage: str, root: str | Path = ".") -> str:
+    """`dvc repro --single-item STAGE`: runs the stage if its deps, params or outs changed, else skips it."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=root, env=_env(),
+                          capture_output=True, text=True)
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        lines = [line for line in output.splitlines() if line.strip()]
+        cause = next((line for line in reversed(lines) if line.lower().startswith("error:")), lines[-1] if lines else "")
+        raise SdftError(f"stage {stage} failed: {cause}", where=str(Path(root).resolve() / "dvc.yaml"),
+                        fix="read the stage output above; fix the cause and rerun (finished stages are kept).")
+    return output
+
+
+def gate_passed(params: Params, skill: str, root: str | Path = ".") -> bool:
+    verdict = Path(root) / params.gate_dir(skill) / "verdict.json"
+    return json.loads(verdict.read_text())["passed"]
+
+
+@contextmanager
+def pipeline_lock(root: str | Path = ".") -> Iterator[None]:
+    """One pipeline run at a time per workspace; a second is refused at once with who holds the lock."""
+    path = Path(root) / LOCK_FILE
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise SdftError(
+            f"another pipeline run is in progress ({holder}).",
+            where=str(path.resolve()),
+            fix="wait for it to finish; nothing was changed by this attempt.",
+        ) from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        fh.flush()
+        yield
+    finally:
+        fh.seek(0)
+        fh.truncate()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()

@@ -1,0 +1,188 @@
+"""The pipeline stages, one function each. `dvc.yaml` runs them through the `sdft` CLI and the
+Prefect flows run `dvc repro` on them, so each stage is defined exactly once.
+
+Layout (all under `artifacts/`, all DVC outputs):
+  checkpoints/base, eval/base              base: the starting model and its probe scores
+  data/<skill>, probes/<probe>             ingest: validated splits
+  checkpoints/<skill>                      train: from checkpoints/<after>, only if gate/<after> passed
+  eval/<skill>/scores.json                 evaluate: candidate on every skill so far + probes, and the
+                                           reference (the parent) on the new skill
+  gate/<skill>/verdict.json, report.md     gate: the regression gate against the parent
+  registry/<skill>.json, <skill>.gate      register: MLflow run, model version, aliases; the gate marker
+                                           ("pass"/"fail") that the next skill's training waits for
+  report/                                  report: accuracy matrix, ACC/BWT, forgetting plot
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .errors import SdftError
+from .evaluate import evaluate_model, write_predictions
+from .gate import Verdict, gate
+from .metrics import cl_metrics
+from .models import load_model, load_tokenizer, resolve_model
+from .params import Params
+from .report import pct, forgetting_plot, matrix_markdown
+
+BASE = "base"
+
+
+def gate_marker(params: Params, name: str) -> Path:
+    """One word, "pass" or "fail": the next skill's training depends on this file alone, so editing a gate
+    threshold re-runs the gate and the registration but never retrains a skill whose verdict did not flip."""
+    return params.registry_file(name).with_suffix(".gate")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path, stage: str) -> dict:
+    if not path.exists():
+        raise SdftError("missing stage output.", where=str(path), fix=f"run the `{stage}` stage first (dvc repro).")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def checkpoint(params: Params, name: str) -> Path:
+    return params.checkpoint_dir(name)
+
+
+def base(params: Params) -> None:
+    """Freeze the starting model as a checkpoint, score it on the probes, and mark it as passed."""
+    source = resolve_model(params.model.name_or_path)
+    target = checkpoint(params, BASE)
+    if target.exists():
+        shutil.rmtree(target)
+    if Path(source).is_dir():
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*"))
+    else:  # a hub id: save what from_pretrained fetched
+        load_model(source, params.model).save_pretrained(target)
+        load_tokenizer(source, params.model.trust_remote_code).save_pretrained(target)
+    results = evaluate_model(params, str(target), list(params.probes))
+    scores = write_predictions(params.eval_dir(BASE) / "predictions", results)
+    _write_json(params.eval_dir(BASE) / "scores.json", {"model": BASE, "scores": scores, "reference": None})
+    gate_marker(params, BASE).parent.mkdir(parents=True, exist_ok=True)
+    gate_marker(params, BASE).write_text("pass\n")
+
+
+def require_parent_passed(params: Params, skill: str) -> None:
+    parent = params.parent(skill)
+    marker = gate_marker(params, parent)
+    status = marker.read_text().strip() if marker.exists() else "missing"
+    if status != "pass":
+        raise SdftError(
+            f"cannot learn {skill!r}: the skill before it, {parent!r}, "
+            + ("failed its regression gate." if status == "fail" else "has no gate verdict yet."),
+            where=str(marker),
+            fix=f"see {params.gate_dir(parent) / 'report.md'}; retrain {parent!r} or change its gate in params.yaml, then `dvc repro`.",
+        )
+
+
+def train(params: Params, skill: str) -> dict:
+    """Learn `skill` from its parent's checkpoint, which must have passed its gate."""
+    from .train import train_skill
+
+    require_parent_passed(params, skill)
+    return train_skill(params, skill, params.data_dir(skill), str(checkpoint(params, params.parent(skill))),
+                       checkpoint(params, skill))
+
+
+def evaluate(params: Params, skill: str) -> dict:
+    """Candidate (this skill's checkpoint) on every skill so far + probes; reference (the parent) on the new skill.
+
+    The parent's scores on earlier skills and probes come from its own evaluate stage: each model is
+    scored once, and this stage depends on that file, which chains every earlier skill's data in.
+    """
+    parent = params.parent(skill)
+    names = params.skills_through(skill) + list(params.probes)
+    cand = write_predictions(params.eval_dir(skill) / "predictions", evaluate_model(params, str(checkpoint(params, skill)), names))
+    parent_scores = read_json(params.eval_dir(parent) / "scores.json", f"evaluate@{parent}" if parent != BASE else BASE)["scores"]
+    ref_new = write_predictions(params.eval_dir(skill) / "reference", evaluate_model(params, str(checkpoint(params, parent)), [skill]))
+    result = {"model": skill, "scores": cand, "reference": {"model": parent, "scores": {**parent_scores, **ref_new}}}
+    _write_json(params.eval_dir(skill) / "scores.json", result)
+    return result
+
+
+def run_gate(params: Params, skill: str) -> Verdict:
+    scores = read_json(params.eval_dir(skill) / "scores.json", f"evaluate@{skill}")
+    verdict = gate(
+        scores["scores"],
+        scores["reference"]["scores"],
+        new_skill=skill,
+        prior_skills=params.skills_through(skill)[:-1],
+        general=list(params.probes),
+        params=params.gate_for(skill),
+    )
+    out = params.gate_dir(skill)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "verdict.json").write_text(verdict.to_json(), encoding="utf-8")
+    (out / "report.md").write_text(verdict.to_markdown(), encoding="utf-8")
+    return verdict
+
+
+def matrix_rows(params: Params) -> tuple[list[str], list[dict[str, float | None]]]:
+    """The accuracy matrix from the evaluate outputs: row 0 = base, row i = after the i-th skill.
+
+    Stops at the first skill not evaluated yet. R[i][i+1] (a skill just before learning it) comes
+    from the next skill's reference scores; entries further ahead are never measured (None).
+    """
+    learned = []
+    for name in params.skills:
+        if not (params.eval_dir(name) / "scores.json").exists():
+            break
+        learned.append(name)
+    cols = learned + list(params.probes)
+    base_scores = read_json(params.eval_dir(BASE) / "scores.json", BASE)["scores"]
+    evals = [read_json(params.eval_dir(s) / "scores.json", f"evaluate@{s}") for s in learned]
+    rows = [{c: base_scores.get(c) for c in cols}]
+    rows += [{c: e["scores"].get(c) for c in cols} for e in evals]
+    for i, e in enumerate(evals):  # the parent row's score on the skill it was about to learn
+        rows[i][learned[i]] = e["reference"]["scores"][learned[i]]
+    return learned, rows
+
+
+def matrix_metrics(params: Params, through: str | None = None) -> tuple[list[str], list[str], list[dict], dict]:
+    """(row labels, columns, rows, {acc, bwt, forgetting}) for the skills learned so far (or through one)."""
+    learned, rows = matrix_rows(params)
+    if through is not None:
+        keep = learned.index(through) + 1
+        learned, rows = learned[:keep], rows[: keep + 1]
+    matrix = [[row[s] for s in learned] for row in rows]
+    return [BASE, *learned], learned + list(params.probes), rows, cl_metrics(matrix).as_dict()
+
+
+def register(params: Params, skill: str) -> dict:
+    from . import registry
+
+    verdict = read_json(params.gate_dir(skill) / "verdict.json", f"gate@{skill}")
+    scores = read_json(params.eval_dir(skill) / "scores.json", f"evaluate@{skill}")
+    labels, cols, rows, cl = matrix_metrics(params, through=skill)
+    plot = forgetting_plot(labels, cols, rows, params.gate_dir(skill) / "forgetting.png")
+    result = registry.register(params, skill, checkpoint(params, skill), scores, verdict,
+                               [params.gate_dir(skill) / "report.md", params.gate_dir(skill) / "verdict.json", plot], cl)
+    _write_json(params.registry_file(skill), result)
+    gate_marker(params, skill).write_text(f"{result['gate']}\n")
+    return result
+
+
+def report(params: Params) -> dict:
+    """The whole curriculum so far: matrix.md, metrics.json (DVC metrics), forgetting.png (DVC plot)."""
+    labels, cols, rows, cl = matrix_metrics(params)
+    out = params.report_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    verdicts = {s: read_json(params.gate_dir(s) / "verdict.json", f"gate@{s}")["passed"] for s in labels[1:]}
+    metrics = {**cl, "skills_learned": len(labels) - 1, "gates_passed": sum(verdicts.values()),
+               "final": {c: rows[-1][c] for c in cols}}
+    _write_json(out / "metrics.json", metrics)
+    table = matrix_markdown(labels, cols, rows)
+    gates = "\n".join(f"- {s}: {'pass' if ok else 'FAIL'} (artifacts/gate/{s}/report.md)" for s, ok in verdicts.items())
+    (out / "report.md").write_text(
+        f"# Continual-learning report\n\nAccuracy (%), rows = after learning that skill:\n\n{table}\n\n"
+        f"ACC {pct(cl['acc'])} · BWT {pct(cl['bwt'])} · forgetting {pct(cl['forgetting'])}\n\nGates:\n{gates}\n",
+        encoding="utf-8")
+    forgetting_plot(labels, cols, rows, out / "forgetting.png")
+    return metrics

@@ -1,0 +1,195 @@
+"""The pipeline for real: DVC in a temporary git repo, MLflow on sqlite, Prefect's test server, a tiny local model.
+
+Nothing here is mocked. Each workspace is a copy of the project's dvc.yaml and prefect.yaml with a
+params.yaml that points at the tiny model and two small skills.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, fact_records
+from sdft.errors import SdftError
+
+pytestmark = pytest.mark.slow
+
+BIN = str(Path(sys.executable).parent)
+
+
+def env(ws: Path) -> dict[str, str]:
+    e = {**os.environ, "PATH": BIN + os.pathsep + os.environ["PATH"], "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "2"}
+    e.pop("MLFLOW_TRACKING_URI", None)  # the project default: sqlite in the workspace
+    return e
+
+
+def sh(ws: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(list(cmd), cwd=ws, env=env(ws), capture_output=True, text=True, timeout=900)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def make_workspace(ws: Path, tiny_model_dir: Path, gate_b: dict | None = None) -> Path:
+    ws.mkdir(parents=True)
+    for name in ("dvc.yaml", "prefect.yaml"):
+        shutil.copy(REPO / name, ws / name)
+    shutil.copytree(REPO / "flows", ws / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    (ws / "skills").mkdir()
+    rows = fact_records(8)
+    for name, part in {"facts_a": rows[:4], "facts_b": rows[4:], "probe": rows[:4]}.items():
+        (ws / "skills" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["name_or_path"] = str(tiny_model_dir)
+    params["skills"] = {
+        "facts_a": {"path": "skills/facts_a.jsonl", "kind": "knowledge", "scorer": "contains", "after": "base"},
+        "facts_b": {"path": "skills/facts_b.jsonl", "kind": "knowledge", "scorer": "contains", "after": "facts_a",
+                    "gate": gate_b or {}},
+    }
+    params["probes"] = {"probe": {"path": "skills/probe.jsonl", "kind": "general", "scorer": "contains"}}
+    params["train"].update(per_device_train_batch_size=2, max_steps=2, max_completion_length=8, learning_rate=1e-3)
+    params["eval"].update(max_new_tokens=6, batch_size=4)
+    # A random tiny model scores ~0 everywhere: let the gate pass unless a test makes it impossible.
+    params["gate"] = {"min_new_score": 0.0, "min_new_gain": 0.0, "max_prior_drop": 1.0, "max_general_drop": 1.0}
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (ws / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.sdft-pipeline.lock\n")
+    sh(ws, "git", "init", "-q")
+    sh(ws, "git", "config", "user.email", "ci@example.com")
+    sh(ws, "git", "config", "user.name", "ci")
+    sh(ws, sys.executable, "-m", "dvc", "init", "-q")
+    sh(ws, "git", "add", "-A")
+    sh(ws, "git", "commit", "-qm", "workspace")
+    return ws
+
+
+def registry_state(ws: Path) -> dict:
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}")
+
+    def alias(a):
+        try:
+            return c.get_model_version_by_alias("sdft-model", a)
+        except Exception:
+            return None
+
+    return {a: alias(a) for a in ("champion", "previous-champion", "candidate")}
+
+
+def versions(ws: Path) -> dict[str, str | None]:
+    return {a: (None if mv is None else str(mv.version)) for a, mv in registry_state(ws).items()}
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def learned_two(tmp_path_factory, tiny_model_dir, prefect_server):
+    """Two skills learned in sequence by the Prefect flow."""
+    from flows.pipeline import learn_pending_skills
+
+    ws = make_workspace(tmp_path_factory.mktemp("ws") / "two", tiny_model_dir)
+    cwd = os.getcwd()
+    os.chdir(ws)
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = BIN + os.pathsep + old_path
+    try:
+        result = learn_pending_skills(root=str(ws))
+    finally:
+        os.chdir(cwd)
+        os.environ["PATH"] = old_path
+    return ws, result
+
+
+def test_flow_learns_two_skills_promotes_and_leaves_dvc_clean(learned_two):
+    ws, result = learned_two
+    assert result == {"learned": ["facts_a", "facts_b"], "stopped_at": None, "gate_passed": True}
+    assert versions(ws) == {"champion": "2", "previous-champion": "1", "candidate": "2"}
+    tags = registry_state(ws)["champion"].tags
+    assert tags["skill"] == "facts_b" and tags["parent_skill"] == "facts_a" and tags["parent_version"] == "1"
+    assert tags["method"] == "sdft" and tags["gate"] == "pass" and len(tags["data_sha256"]) == 64
+    assert len(tags["git_commit"]) == 40 and tags["dvc_lock_md5"].endswith(".dir")
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
+    assert tags["dvc_lock_md5"] == lock["train@facts_b"]["outs"][0]["md5"]
+    assert {"base", "ingest@facts_a", "train@facts_b", "register@facts_b", "report"} <= set(lock)
+
+    assert "up to date" in sh(ws, sys.executable, "-m", "dvc", "status").stdout
+    again = sh(ws, sys.executable, "-m", "dvc", "repro")
+    assert "Running stage" not in again.stdout
+
+    metrics = json.loads((ws / "artifacts/report/metrics.json").read_text())
+    assert metrics["skills_learned"] == 2 and metrics["gates_passed"] == 2 and "bwt" in metrics
+    assert (ws / "artifacts/report/forgetting.png").stat().st_size > 1000
+    shown = sh(ws, sys.executable, "-m", "dvc", "metrics", "show").stdout
+    assert "artifacts/report/metrics.json" in shown and "bwt" in shown
+
+
+def test_rollback_moves_champion_back(learned_two):
+    ws, _ = learned_two
+    res = sh(ws, sys.executable, "-m", "sdft", "rollback")
+    assert "-> 1 (rolled back)" in res.stdout
+    assert versions(ws)["champion"] == "1" and versions(ws)["previous-champion"] == "2"
+    res = sh(ws, sys.executable, "-m", "sdft", "promote", "--version", "2")
+    assert "champion: version 1 -> 2" in res.stdout and versions(ws)["champion"] == "2"
+    same = sh(ws, sys.executable, "-m", "sdft", "promote", "--version", "2")
+    assert "already the champion" in same.stdout and versions(ws)["previous-champion"] == "1"
+    bad = sh(ws, sys.executable, "-m", "sdft", "promote", "--version", "9", check=False)
+    assert bad.returncode == 2 and "has no version 9" in bad.stderr
+
+
+def test_second_concurrent_run_is_refused(learned_two, prefect_server):
+    from flows.pipeline import learn_skill
+
+    ws, _ = learned_two
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from sdft.pipeline import pipeline_lock\n"
+         "with pipeline_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(ws)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock_before = (ws / "dvc.lock").read_text()
+        with pytest.raises(SdftError, match="another pipeline run is in progress \\(pid"):
+            learn_skill("facts_b", root=str(ws))
+        assert (ws / "dvc.lock").read_text() == lock_before
+    finally:
+        holder.kill()
+
+
+def test_impossible_gate_keeps_the_champion_and_says_why(tmp_path, tiny_model_dir):
+    """`dvc repro` as a user runs it, with skill b's gate made impossible (minimum score above 100%)."""
+    ws = make_workspace(tmp_path / "ws", tiny_model_dir, gate_b={"min_new_score": 1.01})
+    sh(ws, sys.executable, "-m", "dvc", "repro")
+    assert versions(ws) == {"champion": "1", "previous-champion": None, "candidate": "2"}
+    assert registry_state(ws)["candidate"].tags["gate"] == "fail"
+    verdict = json.loads((ws / "artifacts/gate/facts_b/verdict.json").read_text())
+    assert verdict["passed"] is False
+    assert any("below the minimum 101.0" in r for r in verdict["reasons"])
+    assert (ws / "artifacts/registry/facts_b.gate").read_text().strip() == "fail"
+    refused = sh(ws, sys.executable, "-m", "sdft", "promote", "--version", "2", check=False)
+    assert refused.returncode == 2 and "failed its regression gate" in refused.stderr
+    assert versions(ws)["champion"] == "1"
+
+
+def test_dead_tracking_server_is_a_clear_error_and_changes_nothing(tmp_path, tiny_model_dir):
+    ws = make_workspace(tmp_path / "ws", tiny_model_dir)
+    sh(ws, sys.executable, "-m", "dvc", "repro", "gate@facts_a")
+    e = {**env(ws), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # nothing listens on port 9
+    res = subprocess.run([sys.executable, "-m", "sdft", "register", "--skill", "facts_a"], cwd=ws, env=e,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "does not answer" in res.stderr and "MLFLOW_TRACKING_URI" in res.stderr
+    assert not (ws / "artifacts/registry/facts_a.json").exists()
