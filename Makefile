@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/sdft demo
+	# Stage commands call `sdft`: the venv's bin must be on PATH.
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=2 $(BIN)/python -m flows.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

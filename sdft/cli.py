@@ -1,4 +1,4 @@
-"""`sdft` command line: the stages `dvc.yaml` and the Prefect tasks call, plus the demo.
+"""`sdft` command line: the stages `dvc.yaml` and the Prefect tasks call, plus promote/rollback/compare.
 
 Errors caused by input or environment print one line naming the file and the fix, and exit 2;
 anything else exits 1 with a one-line cause (set SDFT_DEBUG=1 for the traceback).
@@ -121,12 +121,6 @@ def cmd_compare(args) -> None:
     run_compare(_params(args), args.methods.split(","), args.workdir, args.max_steps)
 
 
-def cmd_demo(args) -> None:
-    from .demo import run_demo
-
-    run_demo(_params(args), max_steps=args.max_steps)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdft", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -182,9 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="override train.max_steps (per skill)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("demo", help="the main job on the embedded default model")
-    p.add_argument("--max-steps", type=int, help="override the per-skill step count")
-    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -70,5 +70,5 @@ def test_errors_are_one_line_with_exit_code_2(params, tmp_path):
 def test_help_lists_the_stages():
     res = subprocess.run([sys.executable, "-m", "sdft", "--help"], capture_output=True, text=True)
     assert res.returncode == 0
-    for stage in ("ingest", "train", "evaluate", "demo"):
+    for stage in ("ingest", "train", "evaluate", "base", "gate", "register", "report", "promote", "rollback", "compare"):
         assert stage in res.stdout
