@@ -18,10 +18,20 @@ def test_repo_params_reach_the_sdft_config_with_the_papers_method_settings(tmp_p
     assert cfg.distillation_mode == "full_logits" and cfg.distillation_alpha == 0.0
     assert cfg.distillation_is_clip is None
     assert cfg.num_loss_tokens_to_skip == 3 and cfg.num_generations == 1 and cfg.temperature == 1.0
-    assert cfg.learning_rate == 5e-5 and cfg.num_train_epochs == 2 and cfg.lr_scheduler_type == "cosine"
-    assert cfg.teacher_prompt_template == PAPER_TEACHER_TEMPLATE.replace("{demonstration}", "{privileged_context}")
+    assert cfg.learning_rate == params.train.learning_rate and cfg.num_train_epochs == params.train.num_train_epochs
+    assert cfg.lr_scheduler_type == "cosine" and cfg.warmup_steps == params.train.warmup_ratio
+    assert cfg.teacher_prompt_template == params.sdft.teacher_templates["knowledge"].replace(
+        "{demonstration}", "{privileged_context}")
     assert cfg.per_device_train_batch_size == params.train.per_device_train_batch_size
     assert cfg.max_completion_length == params.train.max_completion_length
+
+
+def test_paper_template_is_the_default_for_kinds_without_an_override(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    assert params.sdft.teacher_template == PAPER_TEACHER_TEMPLATE
+    params.skills["zorbia_facts"].kind = "no-override-kind"
+    cfg = sdft_recipe.build_config(params, params.skill("zorbia_facts"), tmp_path)
+    assert cfg.teacher_prompt_template == PAPER_TEACHER_TEMPLATE.replace("{demonstration}", "{privileged_context}")
 
 
 def test_skill_kind_selects_its_teacher_template(tmp_path):
@@ -61,6 +71,7 @@ def test_bad_params_are_clear_errors_naming_the_file(tmp_path, text, message):
 def test_bad_teacher_template_is_refused(tmp_path):
     params = load_params(REPO / "params.yaml")
     params.sdft.teacher_template = "{prompt} only"
+    params.sdft.teacher_templates = {}
     with pytest.raises(SdftError, match="lacks the \\{demonstration\\} slot"):
         sdft_recipe.build_config(params, params.skill("zorbia_facts"), tmp_path)
 

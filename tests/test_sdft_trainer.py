@@ -102,3 +102,39 @@ def test_short_sdft_run_lowers_the_distillation_loss(params, tiny_model_dir, tmp
     assert (tmp_path / "ckpt" / "model.safetensors").exists()
     assert (tmp_path / "ckpt" / "train_metrics.json").exists()
     assert not (tmp_path / "ckpt" / "trainer").exists()  # trainer scratch stays out of the checkpoint
+
+
+def test_skill_kind_template_goes_to_the_teacher_never_the_student(params, tiny_model_dir, tmp_path):
+    params.sdft.teacher_templates = {"format": "{prompt}\n\nRespond exactly like this example:\n{demonstration}"}
+    params.skills["facts"].kind = "format"
+    records = fact_records(2)
+    trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path)
+    trainer._generate = lambda prompt_ids: (prompt_ids, [tok("ok", add_special_tokens=False)["input_ids"]] * 2)
+    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(2)])
+    for i, rec in enumerate(records):
+        teacher_in = tok.decode(batch["teacher_input_ids"][i], skip_special_tokens=True)
+        student_in = tok.decode(batch["prompt_ids"][i], skip_special_tokens=True)
+        assert "Respond exactly like this example:" in teacher_in and rec["demonstration"] in teacher_in
+        assert "Respond exactly like this example:" not in student_in and rec["demonstration"] not in student_in
+        assert "This is an example for a response" not in teacher_in  # the paper template was replaced
+
+
+def test_eos_truncated_rollouts_are_masked_after_eos(params, tiny_model_dir, tmp_path):
+    """Sampling is replaced by a fixed output: row 0 stops at EOS and then holds junk, row 1 hits the length limit."""
+    records = fact_records(2)
+    trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path)
+    eos, junk = tok.eos_token_id, tok("Zorbia", add_special_tokens=False)["input_ids"][0]
+    length = params.train.max_completion_length
+    word = tok("The", add_special_tokens=False)["input_ids"][0]
+    fixed = torch.tensor([[word, word, eos] + [junk] * (length - 3), [word] * length])
+
+    def fake_generate(input_ids, **kwargs):
+        return torch.cat([input_ids, fixed], dim=1)
+
+    trainer.model.generate = fake_generate
+    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(2)])
+    assert batch["completion_mask"][0].tolist() == [1, 1, 1] + [0] * (length - 3)  # EOS kept, junk masked
+    assert batch["completion_mask"][1].tolist() == [1] * length  # clipped at the limit: all real tokens
+    assert batch["completion_ids"][0, :3].tolist() == [word, word, eos]
+    assert junk not in batch["completion_ids"][0, 3:].tolist()  # junk after EOS never reaches the loss
+    assert batch["raw_completion_lengths"].tolist() == [3, length]
