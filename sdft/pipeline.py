@@ -35,11 +35,21 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1"}
 
 
-def repro(stage: str, root: str | Path = ".") -> str:
-    """`dvc repro --single-item STAGE`: runs the stage if its deps, params or outs changed, else skips it."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=root, env=_env(),
-                          capture_output=True, text=True)
-    output = (proc.stdout + proc.stderr).strip()
+def repro(stage: str, root: str | Path = ".", echo: bool = True) -> str:
+    """`dvc repro --single-item STAGE`: runs the stage if its deps, params or outs changed, else skips it.
+
+    The stage's output (progress bars included) is echoed as it comes, and returned for the logs.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", stage], cwd=root, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    chunks = []
+    while chunk := os.read(proc.stdout.fileno(), 4096):  # returns as soon as anything arrives
+        chunks.append(chunk)
+        if echo:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    proc.wait()
+    output = b"".join(chunks).decode("utf-8", "replace").replace("\r", "\n").strip()
     if proc.returncode != 0:
         lines = [line for line in output.splitlines() if line.strip()]
         cause = next((line for line in reversed(lines) if line.lower().startswith("error:")), lines[-1] if lines else "")

@@ -24,8 +24,8 @@ def _kind(stage: str) -> str:
 
 @task(task_run_name="dvc repro {stage}")
 def _run_stage(stage: str, root: str) -> str:
-    output = pipeline.repro(stage, root)
-    get_run_logger().info("%s\n%s", stage, output)
+    output = pipeline.repro(stage, root)  # echoed live to the worker's console
+    get_run_logger().info("%s done; last lines:\n%s", stage, "\n".join(output.splitlines()[-15:]))
     return output
 
 
