@@ -64,6 +64,8 @@ def make_workspace(ws: Path, tiny_model_dir: Path, gate_b: dict | None = None) -
     sh(ws, "git", "config", "user.email", "ci@example.com")
     sh(ws, "git", "config", "user.name", "ci")
     sh(ws, sys.executable, "-m", "dvc", "init", "-q")
+    shutil.copy(REPO / ".dvc" / "config", ws / ".dvc" / "config")  # the project's local remote
+    (ws / ".gitignore").write_text((ws / ".gitignore").read_text() + "/.dvc-storage/\n")
     sh(ws, "git", "add", "-A")
     sh(ws, "git", "commit", "-qm", "workspace")
     return ws
@@ -169,6 +171,17 @@ def test_second_concurrent_run_is_refused(learned_two, prefect_server):
         holder.kill()
 
 
+def test_dvc_push_and_pull_work_with_the_configured_local_remote(learned_two):
+    ws, _ = learned_two
+    sh(ws, sys.executable, "-m", "dvc", "push")
+    assert any((ws / ".dvc-storage").rglob("*"))
+    shutil.rmtree(ws / "artifacts/checkpoints/facts_a")
+    assert "deleted" in sh(ws, sys.executable, "-m", "dvc", "status").stdout
+    sh(ws, sys.executable, "-m", "dvc", "pull")
+    assert (ws / "artifacts/checkpoints/facts_a/model.safetensors").exists()
+    assert "up to date" in sh(ws, sys.executable, "-m", "dvc", "status").stdout
+
+
 def test_impossible_gate_keeps_the_champion_and_says_why(tmp_path, tiny_model_dir):
     """`dvc repro` as a user runs it, with skill b's gate made impossible (minimum score above 100%)."""
     ws = make_workspace(tmp_path / "ws", tiny_model_dir, gate_b={"min_new_score": 1.01})
@@ -193,3 +206,23 @@ def test_dead_tracking_server_is_a_clear_error_and_changes_nothing(tmp_path, tin
     assert res.returncode == 2
     assert "does not answer" in res.stderr and "MLFLOW_TRACKING_URI" in res.stderr
     assert not (ws / "artifacts/registry/facts_a.json").exists()
+
+
+def test_demo_reads_the_pipelines_matrix_into_the_comparison_table(learned_two):
+    from flows.demo import pipeline_result
+    from sdft.params import load_params
+    from sdft.report import compare_table
+
+    ws, _ = learned_two
+    cwd = os.getcwd()
+    os.chdir(ws)
+    try:
+        result = pipeline_result(load_params("params.yaml"))
+    finally:
+        os.chdir(cwd)
+    assert result.skills == ["facts_a", "facts_b"] and result.probes == ["probe"] and len(result.rows) == 3
+    assert result.train_seconds > 0
+    summary = result.summary()
+    assert set(summary["new_skill"]) == {"facts_a", "facts_b"} and summary["bwt"] is not None
+    table = compare_table([result, result])
+    assert "| new skill: facts_b |" in table and "| BWT (retention of prior skills) |" in table

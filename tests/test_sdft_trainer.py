@@ -138,3 +138,20 @@ def test_eos_truncated_rollouts_are_masked_after_eos(params, tiny_model_dir, tmp
     assert batch["completion_ids"][0, :3].tolist() == [word, word, eos]
     assert junk not in batch["completion_ids"][0, 3:].tolist()  # junk after EOS never reaches the loss
     assert batch["raw_completion_lengths"].tolist() == [3, length]
+
+
+def test_lora_sdft_writes_a_merged_checkpoint_that_loads_as_a_plain_model(params, tiny_model_dir, tmp_path):
+    from sdft.data import write_skill
+
+    params.train.lora.enabled = True
+    params.train.lora.r = 4
+    params.train.max_steps = 2
+    data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
+    metrics = train_skill(params, "facts", data, str(tiny_model_dir), tmp_path / "ckpt")
+    assert metrics["steps"] == 2
+    files = {p.name for p in (tmp_path / "ckpt").iterdir()}
+    assert "model.safetensors" in files and "adapter_config.json" not in files  # adapters merged in
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert set(merged.state_dict()) == set(base.state_dict())
+    assert any(not torch.equal(merged.state_dict()[k], base.state_dict()[k]) for k in base.state_dict())
