@@ -2,9 +2,11 @@
 Prefect flows run `dvc repro` on them, so each stage is defined exactly once.
 
 Layout (all under `artifacts/`, all DVC outputs):
-  checkpoints/base, eval/base              base: the starting model and its probe scores
+  checkpoints/base, eval/base,             base: the starting model, its probe scores, and "pass"
+    registry/base.gate
   data/<skill>, probes/<probe>             ingest: validated splits
-  checkpoints/<skill>                      train: from checkpoints/<after>, only if gate/<after> passed
+  checkpoints/<skill>                      train: from checkpoints/<after>, only if registry/<after>.gate
+                                           says "pass"
   eval/<skill>/scores.json                 evaluate: candidate on every skill so far + probes, and the
                                            reference (the parent) on the new skill
   gate/<skill>/verdict.json, report.md     gate: the regression gate against the parent
@@ -47,14 +49,10 @@ def read_json(path: Path, stage: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def checkpoint(params: Params, name: str) -> Path:
-    return params.checkpoint_dir(name)
-
-
 def base(params: Params) -> None:
     """Freeze the starting model as a checkpoint, score it on the probes, and mark it as passed."""
     source = resolve_model(params.model.name_or_path)
-    target = checkpoint(params, BASE)
+    target = params.checkpoint_dir(BASE)
     if target.exists():
         shutil.rmtree(target)
     if Path(source).is_dir():
@@ -87,8 +85,8 @@ def train(params: Params, skill: str) -> dict:
     from .train import train_skill
 
     require_parent_passed(params, skill)
-    return train_skill(params, skill, params.data_dir(skill), str(checkpoint(params, params.parent(skill))),
-                       checkpoint(params, skill))
+    return train_skill(params, skill, params.data_dir(skill), str(params.checkpoint_dir(params.parent(skill))),
+                       params.checkpoint_dir(skill))
 
 
 def evaluate(params: Params, skill: str) -> dict:
@@ -99,9 +97,11 @@ def evaluate(params: Params, skill: str) -> dict:
     """
     parent = params.parent(skill)
     names = params.skills_through(skill) + list(params.probes)
-    cand = write_predictions(params.eval_dir(skill) / "predictions", evaluate_model(params, str(checkpoint(params, skill)), names))
+    candidate = evaluate_model(params, str(params.checkpoint_dir(skill)), names)
+    cand = write_predictions(params.eval_dir(skill) / "predictions", candidate)
     parent_scores = read_json(params.eval_dir(parent) / "scores.json", f"evaluate@{parent}" if parent != BASE else BASE)["scores"]
-    ref_new = write_predictions(params.eval_dir(skill) / "reference", evaluate_model(params, str(checkpoint(params, parent)), [skill]))
+    reference = evaluate_model(params, str(params.checkpoint_dir(parent)), [skill])
+    ref_new = write_predictions(params.eval_dir(skill) / "reference", reference)
     result = {"model": skill, "scores": cand, "reference": {"model": parent, "scores": {**parent_scores, **ref_new}}}
     _write_json(params.eval_dir(skill) / "scores.json", result)
     return result
@@ -162,7 +162,7 @@ def register(params: Params, skill: str) -> dict:
     scores = read_json(params.eval_dir(skill) / "scores.json", f"evaluate@{skill}")
     labels, cols, rows, cl = matrix_metrics(params, through=skill)
     plot = forgetting_plot(labels, cols, rows, params.gate_dir(skill) / "forgetting.png")
-    result = registry.register(params, skill, checkpoint(params, skill), scores, verdict,
+    result = registry.register(params, skill, params.checkpoint_dir(skill), scores, verdict,
                                [params.gate_dir(skill) / "report.md", params.gate_dir(skill) / "verdict.json", plot], cl)
     _write_json(params.registry_file(skill), result)
     gate_marker(params, skill).write_text(f"{result['gate']}\n")
