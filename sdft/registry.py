@@ -86,7 +86,7 @@ def promote(params: Params, version: str, force: bool = False) -> str:
     if current is not None:
         c.set_registered_model_alias(name, PREVIOUS, current)
     c.set_registered_model_alias(name, CHAMPION, str(version))
-    return f"champion: version {current} -> {version}"
+    return f"champion: version {current or '(none)'} -> {version}"
 
 
 def rollback(params: Params) -> str:
@@ -97,7 +97,7 @@ def rollback(params: Params) -> str:
     c.set_registered_model_alias(name, CHAMPION, previous)
     if current is not None:
         c.set_registered_model_alias(name, PREVIOUS, current)
-    return f"champion: version {current} -> {previous} (rolled back)"
+    return f"champion: version {current or '(none)'} -> {previous} (rolled back)"
 
 
 def _git_commit() -> str:
