@@ -36,6 +36,10 @@ SETTINGS: dict[str, dict] = {
     "sdft-ctx-topk": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {}, "sdft.distillation_mode": "topk_logits"},
     "sdft-ctx-lora": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {}, "train.lora.enabled": True,
                       "train.learning_rate": 1e-3},
+    # params.yaml as committed (per-kind templates, 3 epochs), stronger updates:
+    "sdft-lr5e-4": {"train.learning_rate": 5e-4},
+    "sft-lr5e-4": {"train.method": "sft", "train.learning_rate": 5e-4},
+    "sdft-lr5e-4-len32": {"train.learning_rate": 5e-4, "train.max_completion_length": 32},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 
