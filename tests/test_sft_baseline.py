@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import fact_records
@@ -36,3 +38,17 @@ def test_sft_run_lowers_cross_entropy(params, tiny_model_dir, tmp_path):
     metrics = train_skill(params, "facts", data, str(tiny_model_dir), tmp_path / "ckpt")
     assert metrics["method"] == "sft"
     assert metrics["loss_last"] < 0.8 * metrics["loss_first"]
+
+
+def test_learn_sequence_fills_the_matrix_and_counts_trainer_time(params, tmp_path):
+    import json as _json
+
+    from sdft.sequence import learn_sequence
+
+    for name, rows in {"facts": fact_records(6), "probe": fact_records(4)}.items():
+        Path(params.skill(name).path).write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    result = learn_sequence(params, "sft", tmp_path / "seq", max_steps=1)
+    assert len(result.rows) == 2 and set(result.rows[0]) == {"facts", "probe"}
+    metrics = _json.loads((tmp_path / "seq/checkpoints/facts/train_metrics.json").read_text())
+    assert result.train_seconds == metrics["train_seconds"]
+    assert result.summary()["method"] == "sft" and (tmp_path / "seq/sequence.json").exists()
