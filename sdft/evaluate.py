@@ -8,8 +8,8 @@ from pathlib import Path
 from transformers import set_seed
 
 from .data import load_split
-from .generation import Generator, HFGenerator
-from .models import load_model, load_tokenizer, resolve_model
+from .generation import Generator, make_generator
+from .models import resolve_model
 from .params import Params
 from .scoring import get_scorer
 
@@ -35,9 +35,7 @@ def eval_records(params: Params, skill_name: str) -> list[dict]:
 def evaluate_model(params: Params, model_name_or_path: str, skills: list[str]) -> dict[str, tuple[float, list[dict]]]:
     """Greedy, seeded: the same model and data always give the same scores."""
     set_seed(params.train.seed)
-    path = resolve_model(model_name_or_path)
-    generator = HFGenerator(load_model(path, params.model), load_tokenizer(path, params.model.trust_remote_code),
-                            params.eval.batch_size)
+    generator = make_generator(params, resolve_model(model_name_or_path))
     return {
         name: score_records(generator, eval_records(params, name), params.skill(name).scorer, params.eval.max_new_tokens)
         for name in skills

@@ -1,21 +1,62 @@
-"""Greedy batched generation behind one small interface (`Generator.generate`).
+"""Greedy batched generation behind one small interface (`Generator.generate`), and the engine choice.
 
-The HF engine is here; a vLLM engine can stand behind the same interface for rollouts and
-evaluation. Prompts are rendered by `sdft.prompts.render_prompt`, the same way the trainer does.
+Two engines: `hf` (transformers `generate`, below) and `vllm` (`sdft.vllm_engine`), picked by
+`rollout.engine` in params.yaml for SDFT rollouts and for evaluation alike. Prompts are rendered by
+`sdft.prompts.render_prompt`, the same way the trainer does.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+from pathlib import Path
 from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
 
+from .errors import SdftError
+from .models import load_model, load_tokenizer
+from .params import Params
 from .prompts import render_prompt
+
+log = logging.getLogger(__name__)
+VLLM_INSTALL = "install it with `make install` (VLLM=cpu, the default, or VLLM=gpu), or set `rollout.engine: hf`."
 
 
 class Generator(Protocol):
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]: ...
+
+
+def vllm_available() -> bool:
+    try:
+        importlib.import_module("vllm")
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_engine(params: Params) -> str:
+    """`hf` or `vllm`, from `rollout.engine`; `auto` falls back to transformers, and says so."""
+    engine = params.rollout.engine
+    if engine == "hf":
+        return "hf"
+    if vllm_available():
+        return "vllm"
+    if engine == "vllm":
+        raise SdftError("rollout.engine is `vllm` but vLLM is not installed.", where="params.yaml", fix=VLLM_INSTALL)
+    log.warning("rollout.engine=auto: vLLM is not installed, generating with transformers (%s)", VLLM_INSTALL)
+    return "hf"
+
+
+def make_generator(params: Params, model_path: str | Path) -> Generator:
+    """The evaluation generator for a checkpoint directory, on the configured engine."""
+    if resolve_engine(params) == "vllm":
+        from .vllm_engine import VLLMEngine
+
+        return VLLMEngine(model_path, params, max_num_seqs=params.eval.batch_size)
+    return HFGenerator(load_model(model_path, params.model), load_tokenizer(model_path, params.model.trust_remote_code),
+                       params.eval.batch_size)
 
 
 class HFGenerator:

@@ -119,6 +119,20 @@ class SdftParams:
 
 
 @dataclass
+class RolloutParams:
+    """Which engine generates SDFT rollouts and evaluation answers (`sdft.generation.resolve_engine`)."""
+
+    # auto: vLLM when it is installed, else transformers (with one log line saying so).
+    engine: Literal["auto", "hf", "vllm"] = "auto"
+    # vLLM on CPU: KV-cache size in GiB (becomes VLLM_CPU_KVCACHE_SPACE).
+    kv_cache_gib: int = 1
+    # vLLM on GPU: the share of GPU memory it may take; the trainer needs the rest.
+    gpu_memory_utilization: float = 0.3
+    # CUDA graphs / torch.compile warm-up costs more than it saves on short CPU runs.
+    enforce_eager: bool = True
+
+
+@dataclass
 class EvalParams:
     max_new_tokens: int = 64
     batch_size: int = 16
@@ -144,6 +158,7 @@ class Params:
     data: DataParams = field(default_factory=DataParams)
     train: TrainParams = field(default_factory=TrainParams)
     sdft: SdftParams = field(default_factory=SdftParams)
+    rollout: RolloutParams = field(default_factory=RolloutParams)
     eval: EvalParams = field(default_factory=EvalParams)
     gate: GateParams = field(default_factory=GateParams)
     promotion: PromotionParams = field(default_factory=PromotionParams)

@@ -32,6 +32,18 @@ def loss_curve(log_history: list[dict[str, Any]]) -> list[float]:
     return [row["loss"] for row in log_history if "loss" in row]
 
 
+def rollout_stats(trainer) -> dict[str, Any]:
+    """Which engine sampled the rollouts and, for vLLM, what the per-step weight sync cost."""
+    if not hasattr(trainer, "engine"):
+        return {"rollout_engine": "hf"} if hasattr(trainer, "teacher_context_builder") else {}
+    return {
+        "rollout_engine": "vllm",
+        "weight_syncs": len(trainer.sync_seconds),
+        "weight_sync_seconds": round(sum(trainer.sync_seconds), 2),
+        "rollout_seconds": round(sum(trainer.rollout_seconds), 2),
+    }
+
+
 def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_model: str, out_dir: str | Path) -> dict:
     if skill_name not in params.skills:
         raise SdftError(f"{skill_name!r} is not a skill under `skills:` in params.yaml (probes are never trained).",
@@ -55,6 +67,8 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         trainer = RECIPES[method].build_trainer(params, skill, records, model, tokenizer, tmp / "trainer")
         trainer.train()
         seconds = time.perf_counter() - start
+        if hasattr(trainer, "engine"):
+            trainer.engine.close()  # its memory is the checkpoint writer's now
         final = merged(trainer.model)
         checkpoint = tmp / "model"
         final.save_pretrained(checkpoint)
@@ -71,6 +85,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "loss_first": curve[0] if curve else None,
             "loss_last": curve[-1] if curve else None,
             "loss_curve": curve,
+            **rollout_stats(trainer),
             "log_history": trainer.state.log_history,
             "params": to_dict(params),
         }

@@ -57,4 +57,7 @@ def params(tmp_path, tiny_model_dir) -> Params:
     p.train.learning_rate = 3e-3
     p.eval.max_new_tokens = 8
     p.eval.batch_size = 4
+    # transformers rollouts: this tiny model's head size (8) is below what vLLM's CPU kernels take.
+    # The vLLM path has its own tests (test_vllm_engine.py) on a vLLM-sized tiny model.
+    p.rollout.engine = "hf"
     return p

