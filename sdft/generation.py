@@ -7,7 +7,6 @@ Two engines: `hf` (transformers `generate`, below) and `vllm` (`sdft.vllm_engine
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +18,7 @@ from .errors import SdftError
 from .models import load_model, load_tokenizer
 from .params import Params
 from .prompts import render_prompt
+from .vllm_engine import vllm_available
 
 log = logging.getLogger(__name__)
 VLLM_INSTALL = "install it with `make install` (VLLM=cpu, the default, or VLLM=gpu), or set `rollout.engine: hf`."
@@ -26,14 +26,6 @@ VLLM_INSTALL = "install it with `make install` (VLLM=cpu, the default, or VLLM=g
 
 class Generator(Protocol):
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]: ...
-
-
-def vllm_available() -> bool:
-    try:
-        importlib.import_module("vllm")
-    except ImportError:
-        return False
-    return True
 
 
 def resolve_engine(params: Params) -> str:

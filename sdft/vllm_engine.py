@@ -8,6 +8,7 @@ and the GPU-style `model.load_weights` (what TRL's colocate mode calls) fails, a
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 import weakref
@@ -20,6 +21,16 @@ from transformers import AutoConfig
 from .models import load_tokenizer
 from .params import Params
 from .prompts import render_prompt
+
+
+def vllm_available() -> bool:
+    # vLLM configures its logging when first imported: INFO lines per request would bury the stage logs.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    try:
+        importlib.import_module("vllm")
+    except ImportError:
+        return False
+    return True
 
 
 def configure_vllm_env(params: Params) -> None:
