@@ -39,7 +39,10 @@ endif
 
 demo: $(STAMP)
 	# Stage commands call `sdft`: the venv's bin must be on PATH.
-	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=2 $(BIN)/python -m flows.demo
+	# Prefect's temporary server keeps its database in the project (.prefect/, gitignored): a database
+	# that another Prefect version migrated in ~/.prefect can refuse to start this one.
+	PATH="$(CURDIR)/$(BIN):$$PATH" PREFECT_HOME="$${PREFECT_HOME:-$(CURDIR)/.prefect}" OMP_NUM_THREADS=2 \
+		$(BIN)/python -m flows.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -40,6 +40,9 @@ SETTINGS: dict[str, dict] = {
     "sdft-lr5e-4": {"train.learning_rate": 5e-4},
     "sft-lr5e-4": {"train.method": "sft", "train.learning_rate": 5e-4},
     "sdft-lr5e-4-len32": {"train.learning_rate": 5e-4, "train.max_completion_length": 32},
+    "sdft-lr5e-4-base-teacher": {"train.learning_rate": 5e-4, "sdft.teacher_model_kind": "base"},
+    "sdft-lr5e-4-reverse-kl": {"train.learning_rate": 5e-4, "sdft.distillation_alpha": 1.0},
+    "sdft-lr5e-4-6ep": {"train.learning_rate": 5e-4, "train.num_train_epochs": 6},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 

@@ -145,6 +145,7 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{skill}-{train['method']}") as run:
         tp = train["params"]
         mlflow.log_params({"skill": skill, "method": train["method"], "steps": train["steps"],
+                           "rollout_engine": train.get("rollout_engine", "none"),
                            **{f"train.{k}": v for k, v in tp["train"].items() if k != "lora"},
                            **({f"sdft.{k}": v for k, v in tp["sdft"].items() if k != "teacher_templates"}
                               if train["method"] == "sdft" else {})})
@@ -154,6 +155,7 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
         mlflow.log_metrics({f"reference.{k}": v for k, v in scores["reference"]["scores"].items()})
         mlflow.log_metrics({k: v for k, v in matrix_metrics.items() if v is not None})
         mlflow.log_metric("gate_passed", float(verdict["passed"]))
+        mlflow.log_metrics({k: train[k] for k in ("train_seconds", "rollout_seconds", "weight_sync_seconds") if k in train})
         for path in report_files:
             mlflow.log_artifact(str(path), "reports")
         mlflow.log_artifacts(str(checkpoint), "model")

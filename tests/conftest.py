@@ -43,6 +43,21 @@ def fact_records(n: int = 8) -> list[dict]:
     return rows
 
 
+def short_sdft_run(params, model_dir: Path, tmp_path: Path, steps: int = 24) -> dict:
+    """Train `steps` SDFT steps on 8 fact records; the loss curve must fall by a fifth or more."""
+    from sdft.data import write_skill
+    from sdft.train import train_skill
+
+    params.train.max_steps = steps
+    params.train.num_train_epochs = 100
+    data = write_skill(tmp_path / "data", fact_records(8), [], {"skill": "facts"}).out_dir
+    metrics = train_skill(params, "facts", data, str(model_dir), tmp_path / "ckpt")
+    curve = metrics["loss_curve"]
+    assert len(curve) == steps and metrics["method"] == "sdft"
+    assert sum(curve[-6:]) / 6 < 0.8 * sum(curve[:6]) / 6
+    return metrics
+
+
 @pytest.fixture
 def params(tmp_path, tiny_model_dir) -> Params:
     p = Params(

@@ -129,6 +129,10 @@ def test_flow_learns_two_skills_promotes_and_leaves_dvc_clean(learned_two):
     lock = yaml.safe_load((ws / "dvc.lock").read_text())["stages"]
     assert tags["dvc_lock_md5"] == lock["train@facts_b"]["outs"][0]["md5"]
     assert {"base", "ingest@facts_a", "train@facts_b", "register@facts_b", "report"} <= set(lock)
+    from mlflow import MlflowClient
+
+    run = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}").get_run(registry_state(ws)["champion"].run_id).data
+    assert run.params["rollout_engine"] == "hf" and run.metrics["train_seconds"] > 0
 
     assert "up to date" in sh(ws, sys.executable, "-m", "dvc", "status").stdout
     again = sh(ws, sys.executable, "-m", "dvc", "repro")
