@@ -100,6 +100,7 @@ def main() -> None:
                   for r in records[: args.prompts]]
 
     model = load_model(path, params.model).eval()
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
     hf_rate = throughput(lambda: hf_rollouts(model, tokenizer, prompt_ids, args.tokens), args.repeats)
     engine = VLLMEngine(path, params, max_num_seqs=args.prompts)
     vllm_rate = throughput(lambda: vllm_rollouts(engine, prompt_ids, args.tokens), args.repeats)
@@ -110,7 +111,6 @@ def main() -> None:
     hf_step, _ = sdft_step_seconds(params, "hf", path, records, args.steps, "/tmp/bench-sdft-hf")
     vllm_step, step_syncs = sdft_step_seconds(params, "vllm", path, records, args.steps, "/tmp/bench-sdft-vllm")
 
-    n_params = sum(p.numel() for p in load_model(path, params.model).parameters()) / 1e6
     print(f"\n{params.model.name_or_path} ({n_params:.0f}M params, {params.model.dtype}), {args.prompts} prompts x "
           f"{args.tokens} tokens; {platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}\n")

@@ -22,6 +22,7 @@ from .params import Params, to_dict
 from .recipes import sdft as sdft_recipe
 from .recipes import sft as sft_recipe
 from .recipes.common import merged
+from .recipes.vllm_rollouts import VLLMRolloutSDFTTrainer
 
 RECIPES = {"sdft": sdft_recipe, "sft": sft_recipe}
 METRICS_FILE = "train_metrics.json"
@@ -30,18 +31,6 @@ METRICS_FILE = "train_metrics.json"
 def loss_curve(log_history: list[dict[str, Any]]) -> list[float]:
     """The optimised loss per logged step (SDFT: the distillation loss; SFT: cross-entropy)."""
     return [row["loss"] for row in log_history if "loss" in row]
-
-
-def rollout_stats(trainer) -> dict[str, Any]:
-    """Which engine sampled the rollouts and, for vLLM, what the per-step weight sync cost."""
-    if not hasattr(trainer, "engine"):
-        return {"rollout_engine": "hf"} if hasattr(trainer, "teacher_context_builder") else {}
-    return {
-        "rollout_engine": "vllm",
-        "weight_syncs": len(trainer.sync_seconds),
-        "weight_sync_seconds": round(sum(trainer.sync_seconds), 2),
-        "rollout_seconds": round(sum(trainer.rollout_seconds), 2),
-    }
 
 
 def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_model: str, out_dir: str | Path) -> dict:
@@ -67,8 +56,13 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         trainer = RECIPES[method].build_trainer(params, skill, records, model, tokenizer, tmp / "trainer")
         trainer.train()
         seconds = time.perf_counter() - start
-        if hasattr(trainer, "engine"):
+        # SDFT samples rollouts (SFT does not): which engine did, and for vLLM what the weight syncs cost.
+        rollouts = {}
+        if isinstance(trainer, VLLMRolloutSDFTTrainer):
+            rollouts = trainer.rollout_stats()
             trainer.engine.close()  # its memory is the checkpoint writer's now
+        elif method == "sdft":
+            rollouts = {"rollout_engine": "hf"}
         final = merged(trainer.model)
         checkpoint = tmp / "model"
         final.save_pretrained(checkpoint)
@@ -85,7 +79,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "loss_first": curve[0] if curve else None,
             "loss_last": curve[-1] if curve else None,
             "loss_curve": curve,
-            **rollout_stats(trainer),
+            **rollouts,
             "log_history": trainer.state.log_history,
             "params": to_dict(params),
         }

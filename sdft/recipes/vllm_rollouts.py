@@ -22,6 +22,14 @@ class VLLMRolloutSDFTTrainer(SDFTTrainer):
         self.sync_seconds: list[float] = []
         self.rollout_seconds: list[float] = []
 
+    def rollout_stats(self) -> dict:
+        return {
+            "rollout_engine": "vllm",
+            "weight_syncs": len(self.sync_seconds),
+            "weight_sync_seconds": round(sum(self.sync_seconds), 2),
+            "rollout_seconds": round(sum(self.rollout_seconds), 2),
+        }
+
     def _generate(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
         # On-policy: the rollouts of step k come from the weights after step k-1's update.
         if self._synced_step != self.state.global_step:
