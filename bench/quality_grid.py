@@ -15,6 +15,9 @@ import json
 import time
 from pathlib import Path
 
+from sdft.data import load_split
+from sdft.evaluate import score_records
+from sdft.generation import make_generator
 from sdft.params import Params, load_params
 from sdft.sequence import learn_sequence
 
@@ -43,6 +46,22 @@ SETTINGS: dict[str, dict] = {
     "sdft-lr5e-4-base-teacher": {"train.learning_rate": 5e-4, "sdft.teacher_model_kind": "base"},
     "sdft-lr5e-4-reverse-kl": {"train.learning_rate": 5e-4, "sdft.distillation_alpha": 1.0},
     "sdft-lr5e-4-6ep": {"train.learning_rate": 5e-4, "train.num_train_epochs": 6},
+    "sdft-teacher-rollouts": {"sdft.generate_from_teacher": True},
+    "sdft-lr5e-4-teacher-rollouts": {"sdft.generate_from_teacher": True, "train.learning_rate": 5e-4},
+    "sdft-lr5e-4-topk": {"train.learning_rate": 5e-4, "sdft.distillation_mode": "topk_logits"},
+    "sdft-lora-lr2e-3": {"train.lora.enabled": True, "train.learning_rate": 2e-3},
+    "sft-lora-lr2e-3": {"train.method": "sft", "train.lora.enabled": True, "train.learning_rate": 2e-3},
+    "sdft-dis1": {"sdft.disagreement_power": 1.0},
+    "sdft-lr5e-4-dis1": {"sdft.disagreement_power": 1.0, "train.learning_rate": 5e-4},
+    "sdft-lr5e-4-dis2": {"sdft.disagreement_power": 2.0, "train.learning_rate": 5e-4},
+    "sdft-lr5e-4-teacher-rollouts-dis1": {"sdft.generate_from_teacher": True, "sdft.disagreement_power": 1.0,
+                                          "train.learning_rate": 5e-4},
+    "sdft-lr5e-4-teacher-rollouts-dis2": {"sdft.generate_from_teacher": True, "sdft.disagreement_power": 2.0,
+                                          "train.learning_rate": 5e-4},
+    "sft-lr2e-4": {"train.method": "sft", "train.learning_rate": 2e-4},
+    "sft-lr3e-4": {"train.method": "sft", "train.learning_rate": 3e-4},
+    "sdft-lr2e-4-6ep-teacher-rollouts-dis1": {"sdft.generate_from_teacher": True, "sdft.disagreement_power": 1.0,
+                                              "train.learning_rate": 2e-4, "train.num_train_epochs": 6},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 
@@ -58,6 +77,19 @@ def apply(params: Params, overrides: dict) -> Params:
             raise KeyError(dotted)
         setattr(target, leaf, value)
     return params
+
+
+def train_prompt_scores(params: Params, workdir: Path) -> dict[str, float]:
+    """Each skill's score on its own *training* prompts, right after it was learned: tells "learned the
+    examples but did not generalise" (high here, low held-out) from "learned nothing" (low on both)."""
+    scores = {}
+    for name, spec in params.skills.items():
+        run = copy.deepcopy(params)
+        run.artifacts_dir = str(workdir)
+        records = [r for r in load_split(run.data_dir(name), "train") if r.get("answer") is not None]
+        generator = make_generator(run, run.checkpoint_dir(name))
+        scores[name], _ = score_records(generator, records, spec.scorer, run.eval.max_new_tokens)
+    return scores
 
 
 def main() -> None:
@@ -76,18 +108,20 @@ def main() -> None:
         for spec in params.skills.values():  # re-chain the subset
             spec.after, previous = previous, spec.name
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    print("| setting | " + " | ".join(f"new: {s}" for s in params.skills) + " | "
+    print("| setting | " + " | ".join(f"new: {s} (train prompts)" for s in params.skills) + " | "
           + " | ".join(f"final {p}" for p in params.probes) + " | ACC | BWT | train s |", flush=True)
     for name in args.settings.split(","):
         run_params = apply(params, SETTINGS[name])
         start = time.perf_counter()
         result = learn_sequence(run_params, run_params.train.method, Path(args.workdir) / name)
+        wall = round(time.perf_counter() - start)
         s = result.summary()
-        row = {"setting": name, **s, "rows": result.rows, "wall_seconds": round(time.perf_counter() - start)}
+        seen = train_prompt_scores(run_params, Path(args.workdir) / name)
+        row = {"setting": name, **s, "train_prompts": seen, "rows": result.rows, "wall_seconds": wall}
         with open(args.out, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         bwt = "n/a" if s["bwt"] is None else f"{100 * s['bwt']:.1f}"
-        print(f"| {name} | " + " | ".join(f"{100 * v:.0f}" for v in s["new_skill"].values()) + " | "
+        print(f"| {name} | " + " | ".join(f"{100 * v:.0f} ({100 * seen[k]:.0f})" for k, v in s["new_skill"].items()) + " | "
               + " | ".join(f"{100 * v:.0f}" for v in s["general"].values())
               + f" | {100 * s['acc']:.1f} | {bwt} | {s['train_seconds']:.0f} |", flush=True)
 

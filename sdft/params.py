@@ -109,6 +109,15 @@ class SdftParams:
     distillation_topk: int = 100  # only used by topk_logits (large vocabularies)
     num_loss_tokens_to_skip: int = 3  # paper: first 3 completion tokens are not in the loss
     num_generations: int = 1  # paper: 1 rollout per prompt
+    # Who writes the rollouts the loss is taken on. False (paper): the student, prompt only (on-policy).
+    # True: the same weights with the demonstration in context (TRL's `generate_from_teacher`), so the
+    # rollouts contain the new content in the model's own words; the student still matches the teacher's
+    # full distribution on them. docs/QUALITY.md measures both at 135M.
+    generate_from_teacher: bool = False
+    # 0 (paper): the loss is the plain mean of the per-token divergence over a rollout. g > 0: each token
+    # weighted by (its divergence / the rollout's mean) ** g, toward the tokens that carry new content
+    # (sdft/recipes/token_weights.py).
+    disagreement_power: float = 0.0
     temperature: float = 1.0
     teacher_template: str = PAPER_TEACHER_TEMPLATE
     # Per skill kind overrides of `teacher_template` (a skill's `kind` selects one).

@@ -18,6 +18,7 @@ def test_repo_params_reach_the_sdft_config_with_the_papers_method_settings(tmp_p
     assert cfg.distillation_mode == "full_logits" and cfg.distillation_alpha == 0.0
     assert cfg.distillation_is_clip is None
     assert cfg.num_loss_tokens_to_skip == 3 and cfg.num_generations == 1 and cfg.temperature == 1.0
+    assert cfg.generate_from_teacher is False  # paper: the student writes its own rollouts
     assert cfg.learning_rate == params.train.learning_rate and cfg.num_train_epochs == params.train.num_train_epochs
     assert cfg.lr_scheduler_type == "cosine" and cfg.warmup_steps == params.train.warmup_ratio
     assert cfg.teacher_prompt_template == params.sdft.teacher_templates["knowledge"].replace(

@@ -18,9 +18,10 @@ def make_trainer(params, tiny_model_dir, records, tmp_path):
     return sdft_recipe.build_trainer(params, params.skill("facts"), records, model, tok, tmp_path / "trainer"), tok
 
 
-def independent_loss(model_dir, tok, records, completions, skip: int) -> torch.Tensor:
+def independent_loss(model_dir, tok, records, completions, skip: int, power: float = 0.0) -> torch.Tensor:
     """KL(teacher(prompt + demonstration) || student(prompt)) per completion token, first `skip` tokens
-    dropped, averaged per sequence then over the batch. At step 0 the EMA teacher *is* the student."""
+    dropped, averaged per sequence then over the batch. At step 0 the EMA teacher *is* the student.
+    With `power` p > 0 the per-sequence average is weighted by KL**p (sdft.disagreement_power)."""
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     losses = []
     for rec, completion in zip(records, completions):
@@ -40,7 +41,9 @@ def independent_loss(model_dir, tok, records, completions, skip: int) -> torch.T
             logps.append(F.log_softmax(logits[len(ids) - n - 1 : len(ids) - 1], dim=-1))
         student, teacher = logps
         per_token = (teacher.exp() * (teacher - student)).sum(-1)
-        losses.append(per_token[skip:].mean())
+        kl = per_token[skip:]
+        weights = kl**power
+        losses.append((weights * kl).sum() / weights.sum())
     return torch.stack(losses).mean()
 
 
@@ -69,6 +72,40 @@ def test_loss_equals_forward_kl_teacher_sees_demonstration_student_does_not(para
 
     # and skipping really changes what is averaged
     assert not torch.isclose(expected, independent_loss(tiny_model_dir, tok, records, completions, skip=0))
+
+
+def fixed_rollout_batch(trainer, tok):
+    """A batch of two fixed rollouts (two lengths, so padding and masks matter) instead of sampled ones."""
+    completions = [tok("The answer is BLUE", add_special_tokens=False)["input_ids"],
+                   tok("Quillmark is the capital city of Zorbia", add_special_tokens=False)["input_ids"]]
+    trainer._generate = lambda prompt_ids: (prompt_ids, [list(c) for c in completions])
+    return trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(2)]), completions
+
+
+def test_disagreement_power_weights_each_token_by_its_divergence(params, tiny_model_dir, tmp_path):
+    params.sdft.disagreement_power = 1.0
+    records = fact_records(2)
+    trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path)
+    batch, completions = fixed_rollout_batch(trainer, tok)
+    trainer.model.eval()
+    loss = trainer.compute_loss(trainer.model, batch)
+    weighted = independent_loss(tiny_model_dir, tok, records, completions, skip=3, power=1.0)
+    torch.testing.assert_close(loss, weighted, rtol=1e-5, atol=1e-6)
+    # the weighting changes the objective: the plain mean is smaller (the large-KL tokens count for more)
+    assert weighted > independent_loss(tiny_model_dir, tok, records, completions, skip=3) + 1e-4
+
+
+def test_generate_from_teacher_samples_with_the_demonstration_and_trains_the_prompt_only_student(
+        params, tiny_model_dir, tmp_path):
+    params.sdft.generate_from_teacher = True
+    records = fact_records(2)
+    trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path)
+    seen = []
+    trainer._generate = lambda prompt_ids: (seen.extend(prompt_ids), (prompt_ids, [tok("ok")["input_ids"]] * 2))[1]
+    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(2)])
+    for i, rec in enumerate(records):
+        assert rec["demonstration"] in tok.decode(seen[i], skip_special_tokens=True)  # rollouts see the demonstration
+        assert rec["demonstration"] not in tok.decode(batch["prompt_ids"][i], skip_special_tokens=True)
 
 
 def test_ema_teacher_moves_one_percent_toward_student(params, tiny_model_dir, tmp_path):

@@ -31,6 +31,7 @@ def build_config(params: Params, skill: SkillSpec, out_dir: Path):
         max_prompt_length=tp.max_prompt_length,
         max_completion_length=tp.max_completion_length,
         num_generations=sp.num_generations,
+        generate_from_teacher=sp.generate_from_teacher,
         temperature=sp.temperature,
         teacher_model_kind=sp.teacher_model_kind,
         teacher_update_rate=sp.teacher_update_rate,
@@ -54,6 +55,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         train_dataset=Dataset.from_list(sdft_rows(records, tokenizer)),
         processing_class=tokenizer,
         peft_config=lora_config(params.train),
+        disagreement_power=params.sdft.disagreement_power,
     )
     if resolve_engine(params) == "vllm":
         from ..vllm_engine import VLLMEngine
@@ -62,7 +64,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         # The engine starts from the checkpoint the model was loaded from; the trainer syncs it every step.
         engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
         return VLLMRolloutSDFTTrainer(**kwargs, engine=engine)
-    from trl.experimental.sdft import SDFTTrainer
+    from .token_weights import TokenWeightedSDFTTrainer
 
-    return SDFTTrainer(**kwargs)
+    return TokenWeightedSDFTTrainer(**kwargs)
 

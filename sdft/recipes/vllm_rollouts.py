@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 
-from trl.experimental.sdft import SDFTTrainer
-
 from ..vllm_engine import VLLMEngine
+from .token_weights import TokenWeightedSDFTTrainer
 
 
-class VLLMRolloutSDFTTrainer(SDFTTrainer):
+class VLLMRolloutSDFTTrainer(TokenWeightedSDFTTrainer):
     def __init__(self, *args, engine: VLLMEngine, **kwargs):
         super().__init__(*args, **kwargs)
         self.engine = engine
