@@ -62,6 +62,7 @@ SETTINGS: dict[str, dict] = {
     "sft-lr3e-4": {"train.method": "sft", "train.learning_rate": 3e-4},
     "sdft-lr2e-4-6ep-teacher-rollouts-dis1": {"sdft.generate_from_teacher": True, "sdft.disagreement_power": 1.0,
                                               "train.learning_rate": 2e-4, "train.num_train_epochs": 6},
+    "sft-lr2e-4-6ep": {"train.method": "sft", "train.learning_rate": 2e-4, "train.num_train_epochs": 6},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 
