@@ -1,9 +1,11 @@
-"""SDFT recipe: on-policy self-distillation with the demonstration in the teacher's context.
+"""SDFT recipe: self-distillation with the demonstration in the teacher's context.
 
-Per step (TRL `SDFTTrainer`): the student samples one rollout per prompt from the prompt alone;
-the teacher (an EMA of the student) scores those same tokens with prompt + demonstration in
-context; the student minimises the per-token forward KL(teacher || student) over the full
-vocabulary, skipping the first completion tokens; the EMA teacher then moves toward the student.
+Per step (TRL `SDFTTrainer`): the current weights sample one rollout per prompt, from the prompt alone
+(the paper) or with the demonstration in context (`sdft.generate_from_teacher`); the teacher (an EMA of
+the student) scores those tokens with prompt + demonstration in context; the prompt-only student
+minimises the per-token forward KL(teacher || student) over the full vocabulary, skipping the first
+completion tokens, averaged per rollout (or weighted toward large-KL tokens: `sdft.disagreement_power`,
+`token_weights.py`); the EMA teacher then moves toward the student.
 """
 
 from __future__ import annotations
