@@ -15,8 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from sdft.data import load_split
-from sdft.evaluate import score_records
+from sdft.evaluate import eval_records, score_records
 from sdft.generation import make_generator
 from sdft.params import Params, load_params
 from sdft.sequence import learn_sequence
@@ -83,13 +82,12 @@ def apply(params: Params, overrides: dict) -> Params:
 def train_prompt_scores(params: Params, workdir: Path) -> dict[str, float]:
     """Each skill's score on its own *training* prompts, right after it was learned: tells "learned the
     examples but did not generalise" (high here, low held-out) from "learned nothing" (low on both)."""
+    run = copy.deepcopy(params)
+    run.artifacts_dir = str(workdir)
     scores = {}
-    for name, spec in params.skills.items():
-        run = copy.deepcopy(params)
-        run.artifacts_dir = str(workdir)
-        records = [r for r in load_split(run.data_dir(name), "train") if r.get("answer") is not None]
+    for name, spec in run.skills.items():
         generator = make_generator(run, run.checkpoint_dir(name))
-        scores[name], _ = score_records(generator, records, spec.scorer, run.eval.max_new_tokens)
+        scores[name], _ = score_records(generator, eval_records(run, name, "train"), spec.scorer, run.eval.max_new_tokens)
     return scores
 
 

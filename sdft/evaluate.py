@@ -25,8 +25,9 @@ def score_records(generator: Generator, records: list[dict], scorer: str, max_ne
     return round(accuracy, 6), rows
 
 
-def eval_records(params: Params, skill_name: str) -> list[dict]:
-    records = [r for r in load_split(params.data_dir(skill_name), "eval") if r.get("answer") is not None]
+def eval_records(params: Params, skill_name: str, split: str = "eval") -> list[dict]:
+    """The scorable records (those with an `answer`) of one split; `eval.max_examples` caps them."""
+    records = [r for r in load_split(params.data_dir(skill_name), split) if r.get("answer") is not None]
     if params.eval.max_examples > 0:
         records = records[: params.eval.max_examples]
     return records
