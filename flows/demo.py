@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from flows.pipeline import learn_pending_skills
 from sdft import registry, stages
+from sdft.outputs import train_metrics_file
 from sdft.params import load_params
 from sdft.report import compare_table
 from sdft.sequence import SequenceResult, learn_sequence
@@ -23,7 +23,7 @@ def pipeline_result(params) -> SequenceResult:
     learned, rows = stages.matrix_rows(params)
     result = SequenceResult("sdft (pipeline)", learned, list(params.probes), rows)
     for name in learned:
-        metrics = Path(params.checkpoint_dir(name)) / "train_metrics.json"
+        metrics = train_metrics_file(params.checkpoint_dir(name))
         result.train_seconds += stages.read_json(metrics, f"train@{name}")["train_seconds"]
     return result
 

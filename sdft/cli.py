@@ -26,8 +26,9 @@ def _params(args):
 
 def cmd_ingest(args) -> None:
     from .ingest import ingest_skill
-    from .params import SkillSpec
+    from .params import SkillSpec, check_skill_name
 
+    check_skill_name(args.skill, what="--skill")
     params = _params(args)
     known = args.skill in params.skills or args.skill in params.probes
     spec = params.skill(args.skill) if known else SkillSpec(name=args.skill, path=args.path)
@@ -112,7 +113,7 @@ def cmd_promote(args) -> None:
 def cmd_rollback(args) -> None:
     from . import registry
 
-    print(registry.rollback(_params(args)))
+    print(registry.rollback(_params(args), force=args.force))
 
 
 def cmd_compare(args) -> None:
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="move `champion` back to `previous-champion`")
+    p.add_argument("--force", action="store_true", help="roll back even onto a version that failed its gate")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("compare", help="learn the curriculum with each method from the same base, side by side")

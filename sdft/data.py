@@ -18,12 +18,12 @@ import io
 import json
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SdftError
+from .outputs import publish_dir, staging_dir
 
 FIELDS = ("id", "prompt", "demonstration", "answer", "split")
 SUPPORTED = "JSONL (.jsonl), JSON (.json), Parquet (.parquet), CSV (.csv), or a `datasets.save_to_disk` folder"
@@ -274,19 +274,17 @@ def _dumps_jsonl(records: list[dict]) -> str:
 
 
 def write_skill(out_dir: Path, train: list[dict], evals: list[dict], meta: dict[str, Any]) -> IngestResult:
-    """Write train.jsonl, eval.jsonl and meta.json all at once (temp dir + rename): never half a skill."""
+    """Write train.jsonl, eval.jsonl and meta.json all at once (temp dir + rename): never half a skill,
+    and never over a folder the pipeline did not write (`sdft.outputs`)."""
     train_text, eval_text = _dumps_jsonl(train), _dumps_jsonl(evals)
     digest = hashlib.sha256((train_text + "\0" + eval_text).encode()).hexdigest()
     meta = {**meta, "n_train": len(train), "n_eval": len(evals), "sha256": digest}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)
     try:
         (tmp / "train.jsonl").write_text(train_text, encoding="utf-8")
         (tmp / "eval.jsonl").write_text(eval_text, encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
+        publish_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return IngestResult(out_dir, len(train), len(evals), digest)

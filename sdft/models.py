@@ -76,14 +76,23 @@ def resolve_model(name_or_path: str, cache_dir: Path = DEFAULT_CACHE) -> str:
                 fix="point `model.name_or_path` at a folder written by `save_pretrained`.",
             )
         return str(path.resolve())
-    if name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1:
-        raise SdftError("model directory not found.", where=name_or_path, fix="check `model.name_or_path`.")
+    if name_or_path.startswith((".", "/")) or name_or_path.count("/") > 1 or "checkpoints" in path.parts:
+        raise SdftError("model directory not found.", where=name_or_path, fix=RESTORE_FIX)
     return name_or_path  # a hub id: from_pretrained fetches it (needs network or a warm HF cache)
 
 
+# A pipeline checkpoint is a DVC output: the cache or the remote has it back.
+RESTORE_FIX = ("restore it with `dvc checkout` (or `dvc pull` from the remote), or retrain it with `dvc repro`; "
+               "for `model.name_or_path`, point it at a folder written by `save_pretrained`.")
+
+
 def _wrap_load_error(exc: Exception, name_or_path: str) -> SdftError:
+    first = (str(exc).splitlines() or [""])[0][:200]
+    if Path(name_or_path).is_dir():
+        return SdftError(f"the model folder is damaged or incomplete ({type(exc).__name__}: {first}).",
+                         where=name_or_path, fix=RESTORE_FIX)
     return SdftError(
-        f"cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
+        f"cannot load the model ({type(exc).__name__}: {first}).",
         where=name_or_path,
         fix="check `model.name_or_path`; a hub id needs network access or a populated HF cache.",
     )
@@ -104,11 +113,17 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
 def load_model(name_or_path: str, mp: ModelParams):
     from transformers import AutoModelForCausalLM
 
+    if Path(name_or_path).is_dir() and not any(Path(name_or_path).glob("*.safetensors")):
+        # Pickled weights (pytorch_model.bin) can run code when loaded: only safetensors are read.
+        raise SdftError("no *.safetensors weights in the model folder (pickle files are never loaded).", where=name_or_path,
+                        fix="convert the weights with `model.save_pretrained(dir)` (safetensors by default); " + RESTORE_FIX)
     try:
         return AutoModelForCausalLM.from_pretrained(
-            name_or_path, dtype=getattr(torch, mp.dtype), trust_remote_code=mp.trust_remote_code
+            name_or_path, dtype=getattr(torch, mp.dtype), trust_remote_code=mp.trust_remote_code, use_safetensors=True
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for a truncated file
+        if isinstance(exc, SdftError):
+            raise
         raise _wrap_load_error(exc, name_or_path) from None
 
 

@@ -8,6 +8,8 @@ next to each value. Unknown keys are errors, so a typo never silently falls back
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,16 @@ import yaml
 from .errors import SdftError
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+# Skill and probe names become folder and stage names (artifacts/data/<name>, train@<name>).
+SKILL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+RESERVED_NAMES = {"base"}  # the starting model's checkpoint and gate marker
+
+
+def within(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False,
+           default: Any = None, also: tuple = ()):
+    """A dataclass field whose value must lie in [lo, hi] (`lo_open`/`hi_open` exclude an end) or be in `also`."""
+    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open), "also": also})
 
 # The paper's teacher prompt (official code): the demonstration goes in context, in one user turn.
 PAPER_TEACHER_TEMPLATE = (
@@ -37,10 +49,10 @@ class ModelParams:
 class GateParams:
     """Thresholds are fractions (0.02 = 2 points). A drop of exactly the limit passes."""
 
-    min_new_score: float = 0.0  # candidate's score on the new skill must reach this
-    min_new_gain: float = 0.0  # ... and beat the reference (champion or base) by this much
-    max_prior_drop: float = 0.02  # per prior skill, vs the reference
-    max_general_drop: float = 0.02  # per general-suite probe, vs the reference
+    min_new_score: float = within(0, 1, default=0.0)  # candidate's score on the new skill must reach this
+    min_new_gain: float = within(-1, 1, default=0.0)  # ... and beat the reference (champion or base) by this much
+    max_prior_drop: float = within(0, 1, default=0.02)  # per prior skill, vs the reference
+    max_general_drop: float = within(0, 1, default=0.02)  # per general-suite probe, vs the reference
 
 
 @dataclass
@@ -62,53 +74,55 @@ class SkillSpec:
 
 @dataclass
 class DataParams:
-    eval_fraction: float = 0.25
+    eval_fraction: float = within(0, 1, hi_open=True, default=0.25)
     split_seed: int = 0
     # Records longer than this many tokens (prompt + demonstration) are rejected at ingest;
     # 0 means "the model's context length".
-    max_record_tokens: int = 0
-    max_file_mb: int = 512
+    max_record_tokens: int = within(0, default=0)
+    max_file_mb: int = within(0, lo_open=True, default=512)
 
 
 @dataclass
 class LoraParams:
     enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
+    r: int = within(1, default=16)
+    alpha: int = within(1, default=32)
+    dropout: float = within(0, 1, hi_open=True, default=0.0)
     target_modules: str | list[str] = "all-linear"
 
 
 @dataclass
 class TrainParams:
     method: Literal["sdft", "sft"] = "sdft"
-    learning_rate: float = 5e-5  # paper
-    num_train_epochs: float = 2  # paper
-    max_steps: int = -1  # >0 caps the run (overrides epochs)
-    per_device_train_batch_size: int = 32  # paper: 32 prompts per step
-    gradient_accumulation_steps: int = 1
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_prompt_length: int = 1024
-    max_completion_length: int = 256
-    seed: int = 42
-    logging_steps: int = 1
+    learning_rate: float = within(0, 1, lo_open=True, default=5e-5)  # paper
+    num_train_epochs: float = within(0, lo_open=True, default=2)  # paper
+    max_steps: int = within(1, default=-1, also=(-1,))  # >0 caps the run (overrides epochs); -1 = use the epochs
+    per_device_train_batch_size: int = within(1, default=32)  # paper: 32 prompts per step
+    gradient_accumulation_steps: int = within(1, default=1)
+    lr_scheduler_type: Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                               "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr",
+                               "warmup_stable_decay"] = "cosine"
+    warmup_ratio: float = within(0, 1, hi_open=True, default=0.1)
+    weight_decay: float = within(0, default=0.0)
+    max_grad_norm: float = within(0, lo_open=True, default=1.0)
+    max_prompt_length: int = within(1, default=1024)
+    max_completion_length: int = within(1, default=256)
+    seed: int = within(0, default=42)
+    logging_steps: int = within(1, default=1)
     lora: LoraParams = field(default_factory=LoraParams)
 
 
 @dataclass
 class SdftParams:
     teacher_model_kind: Literal["ema", "base", "live"] = "ema"  # paper: EMA of the student
-    teacher_update_rate: float = 0.01  # paper: EMA rate 0.01
-    teacher_sync_steps: int = 1
+    teacher_update_rate: float = within(0, 1, lo_open=True, default=0.01)  # paper: EMA rate 0.01
+    teacher_sync_steps: int = within(1, default=1)
     # forward KL(teacher || student) over the full vocabulary = TRL's full_logits with alpha 0.
     distillation_mode: Literal["full_logits", "topk_logits", "sampled_token"] = "full_logits"
-    distillation_alpha: float = 0.0
-    distillation_topk: int = 100  # only used by topk_logits (large vocabularies)
-    num_loss_tokens_to_skip: int = 3  # paper: first 3 completion tokens are not in the loss
-    num_generations: int = 1  # paper: 1 rollout per prompt
+    distillation_alpha: float = within(0, 1, default=0.0)
+    distillation_topk: int = within(1, default=100)  # only used by topk_logits (large vocabularies)
+    num_loss_tokens_to_skip: int = within(0, default=3)  # paper: first 3 completion tokens are not in the loss
+    num_generations: int = within(1, default=1)  # paper: 1 rollout per prompt
     # Who writes the rollouts the loss is taken on. False (paper): the student, prompt only (on-policy).
     # True: the same weights with the demonstration in context (TRL's `generate_from_teacher`), so the
     # rollouts contain the new content in the model's own words; the student still matches the teacher's
@@ -117,8 +131,11 @@ class SdftParams:
     # 0 (paper): the loss is the plain mean of the per-token divergence over a rollout. g > 0: each token
     # weighted by (its divergence / the rollout's mean) ** g, toward the tokens that carry new content
     # (sdft/recipes/token_weights.py).
-    disagreement_power: float = 0.0
-    temperature: float = 1.0
+    disagreement_power: float = within(0, default=0.0)
+    # lambda >= 0: adds lambda * NLL of the demonstration given the prompt (SFT's loss) to the distillation loss,
+    # on every row that has a demonstration (anchors have none). 0 = the paper's pure self-distillation.
+    sft_weight: float = within(0, default=0.0)
+    temperature: float = within(0, lo_open=True, default=1.0)
     teacher_template: str = PAPER_TEACHER_TEMPLATE
     # Per skill kind overrides of `teacher_template` (a skill's `kind` selects one).
     teacher_templates: dict[str, str] = field(default_factory=dict)
@@ -128,24 +145,43 @@ class SdftParams:
 
 
 @dataclass
+class ReplayParams:
+    """What keeps earlier skills and general behaviour in place while a new skill is learned (sdft/replay.py).
+
+    Each step's batch holds `per_device_train_batch_size` prompts: a `prior_fraction` share drawn from the
+    earlier skills' *training* splits (spread evenly over them), an `anchor_fraction` share from the bundled
+    general prompts, the rest from the new skill; `train.num_train_epochs` still counts passes over the new
+    skill, so replay adds steps instead of taking the new skill's.
+    SDFT: replayed records keep their demonstrations in the teacher's view (their own kind's template);
+    anchor prompts are distilled toward the frozen parent model with no demonstration (self-generated replay).
+    SFT: replayed demonstrations are targets; anchors train on the parent's own greedy answers.
+    """
+
+    prior_fraction: float = within(0, 1, hi_open=True, default=0.0)
+    anchor_fraction: float = within(0, 1, hi_open=True, default=0.0)
+    # General prompts written by the project, none of them in a probe or an eval split (checked at train).
+    anchor_prompts: str = "skills/anchor_prompts.jsonl"
+
+
+@dataclass
 class RolloutParams:
     """Which engine generates SDFT rollouts and evaluation answers (`sdft.generation.resolve_engine`)."""
 
     # auto: vLLM when it is installed, else transformers (with one log line saying so).
     engine: Literal["auto", "hf", "vllm"] = "auto"
     # vLLM on CPU: KV-cache size in GiB (becomes VLLM_CPU_KVCACHE_SPACE).
-    kv_cache_gib: int = 1
+    kv_cache_gib: int = within(1, default=1)
     # vLLM on GPU: the share of GPU memory it may take; the trainer needs the rest.
-    gpu_memory_utilization: float = 0.3
+    gpu_memory_utilization: float = within(0, 1, lo_open=True, default=0.3)
     # CUDA graphs / torch.compile warm-up costs more than it saves on short CPU runs.
     enforce_eager: bool = True
 
 
 @dataclass
 class EvalParams:
-    max_new_tokens: int = 64
-    batch_size: int = 16
-    max_examples: int = 0  # 0 = the whole eval split
+    max_new_tokens: int = within(1, default=64)
+    batch_size: int = within(1, default=16)
+    max_examples: int = within(0, default=0)  # 0 = the whole eval split
 
 
 @dataclass
@@ -168,6 +204,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     sdft: SdftParams = field(default_factory=SdftParams)
     rollout: RolloutParams = field(default_factory=RolloutParams)
+    replay: ReplayParams = field(default_factory=ReplayParams)
     eval: EvalParams = field(default_factory=EvalParams)
     gate: GateParams = field(default_factory=GateParams)
     promotion: PromotionParams = field(default_factory=PromotionParams)
@@ -218,6 +255,50 @@ class Params:
         return order[: order.index(name) + 1]
 
 
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(_type_ok(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_type_ok(k, args[0]) and _type_ok(v, args[1]) for k, v in value.items())
+    if hint is float:  # YAML writes 1e-4 as a string; ints are fine; bools are not numbers here
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    return {float: "a number", int: "an integer", bool: "true or false", str: "text"}.get(hint, str(hint).replace("typing.", ""))
+
+
+def _checked(value: Any, hint: Any, f: dataclasses.Field, where: str) -> Any:
+    """Type, enum and range of one params.yaml value, checked at load so no run starts on a bad one."""
+    if isinstance(value, str) and hint is float:
+        try:  # PyYAML reads `1e-4` (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
+    if not _type_ok(value, hint):
+        raise SdftError(f"`{where}` is {value!r}; it must be {_describe(hint)}.", fix=f"set `{where}` to {_describe(hint)}.")
+    rng = f.metadata.get("range")
+    if rng and value not in f.metadata.get("also", ()):
+        lo, hi, lo_open, hi_open = rng
+        low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+        high_bad = hi is not None and (value >= hi if hi_open else value > hi)
+        if low_bad or high_bad:
+            span = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
+            extra = f" or {', '.join(map(str, f.metadata['also']))}" if f.metadata.get("also") else ""
+            raise SdftError(f"`{where}` is {value!r}, outside {span}{extra}.", fix=f"set `{where}` within {span}{extra}.")
+    return value
+
+
 def _build(cls, raw: Any, where: str):
     """Build dataclass `cls` from a mapping, recursing into nested dataclasses, rejecting unknown keys."""
     if raw is None:
@@ -225,6 +306,7 @@ def _build(cls, raw: Any, where: str):
     if not isinstance(raw, dict):
         raise SdftError(f"`{where}` must be a mapping, got {type(raw).__name__}.")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise SdftError(
@@ -243,7 +325,7 @@ def _build(cls, raw: Any, where: str):
                 key: _build(SkillSpec, {**(spec or {}), "name": key}, f"{where}.{name}.{key}") for key, spec in value.items()
             }
         else:
-            kwargs[name] = value
+            kwargs[name] = _checked(value, hints[name], f, f"{where}.{name}")
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field (e.g. a skill's name or path) is missing
@@ -267,7 +349,31 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params
 
 
+def check_skill_name(name: str, where: str | None = None, what: str = "skill name") -> None:
+    if not SKILL_NAME.fullmatch(name) or name in RESERVED_NAMES:
+        raise SdftError(
+            f"{what} {name!r}: a name must be letters, digits, '_' or '-' (it becomes a folder and a stage name)"
+            + (f", and {name!r} is reserved" if name in RESERVED_NAMES else "") + ".",
+            where=where, fix="rename it, e.g. `my_skill`.")
+
+
 def check_curriculum(params: Params, where: str) -> None:
+    from .scoring import SCORERS  # stdlib only: cheap to import
+
+    kinds = {"knowledge", "format", "procedure", "general", *params.sdft.teacher_templates}
+    for group in ("skills", "probes"):
+        for name, spec in getattr(params, group).items():
+            check_skill_name(name, where, f"`{group}.{name}`")
+            if group == "skills":
+                params.gate_for(name)  # per-skill gate overrides: same checks as `gate:`
+            if spec.scorer not in SCORERS:
+                raise SdftError(f"`{group}.{name}.scorer` is {spec.scorer!r}.", where=where, fix=f"use one of {sorted(SCORERS)}.")
+            if spec.kind not in kinds:
+                raise SdftError(f"`{group}.{name}.kind` is {spec.kind!r}.", where=where,
+                                fix=f"use one of {sorted(kinds)} (or add a template for it under `sdft.teacher_templates`).")
+    if params.replay.prior_fraction + params.replay.anchor_fraction > 0.75:
+        raise SdftError("`replay.prior_fraction` + `replay.anchor_fraction` is over 0.75: the new skill would get "
+                        "under a quarter of each batch.", where=where, fix="lower one of them.")
     both = sorted(set(params.skills) & set(params.probes))
     if both:
         raise SdftError(f"{both} are both a skill and a probe.", where=where, fix="give each a unique name.")

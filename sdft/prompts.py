@@ -6,7 +6,7 @@ evaluator and vLLM see later, and the teacher sees the same chat rendering plus 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .errors import SdftError
 
@@ -55,9 +55,21 @@ def to_trl_template(template: str) -> str:
     return template.replace("{demonstration}", "{privileged_context}")
 
 
-def sdft_rows(records: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:
-    """Rows for TRL's SDFTTrainer: the student prompt and the demonstration as privileged context."""
-    return [{"prompt": as_model_prompt(r["prompt"], tokenizer), "privileged_context": r["demonstration"]} for r in records]
+def teacher_view(record: dict[str, Any], template: str, tokenizer) -> str | list[dict]:
+    """The teacher's whole prompt for one row: the demonstration in context through the row's own template;
+    an anchor row (no demonstration) is its prompt alone."""
+    if not record.get("demonstration"):
+        return as_model_prompt(record["prompt"], tokenizer)
+    return as_model_prompt(teacher_prompt(record["prompt"], record["demonstration"], template), tokenizer)
+
+
+def sdft_rows(records: list[dict[str, Any]], tokenizer, template_for: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Rows for the SDFT trainer: the student prompt, the teacher's rendered view, the demonstration (for the
+    optional SFT term) and where the row comes from (sdft/replay.py: new, prior or anchor)."""
+    return [{"prompt": as_model_prompt(r["prompt"], tokenizer),
+             "privileged_context": teacher_view(r, template_for(r["kind"]), tokenizer),
+             "demonstration": r.get("demonstration") or "",
+             "source": r.get("source", "new")} for r in records]
 
 
 def sft_rows(records: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ UI started from the project root sees the same registry).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from .errors import SdftError
+from .outputs import MARKER, train_metrics_file
 from .params import Params
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
@@ -67,7 +69,12 @@ def aliases(params: Params) -> dict[str, str | None]:
 
 
 def promote(params: Params, version: str, force: bool = False) -> str:
-    """Move `champion` to `version`; the old champion becomes `previous-champion`."""
+    """Move `champion` to `version`; the old champion becomes `previous-champion`.
+
+    Crash-safe order: the version first records which champion it replaces (tag `promoted_from`), then
+    `champion` moves, then `previous-champion`. A crash at any point leaves either the old aliases or a
+    champion whose tag names the real previous one, and rerunning `promote` repairs `previous-champion`.
+    """
     from mlflow.exceptions import MlflowException
 
     c, name = client(), params.promotion.registered_model_name
@@ -82,18 +89,29 @@ def promote(params: Params, version: str, force: bool = False) -> str:
         )
     current = _alias_version(c, name, CHAMPION)
     if current == str(version):
+        before = mv.tags.get("promoted_from")
+        if before and _alias_version(c, name, PREVIOUS) != before:  # a crash between the two alias moves
+            c.set_registered_model_alias(name, PREVIOUS, before)
+            return f"version {version} is already the champion; `{PREVIOUS}` repaired to {before}"
         return f"version {version} is already the champion"
     if current is not None:
-        c.set_registered_model_alias(name, PREVIOUS, current)
+        c.set_model_version_tag(name, str(version), "promoted_from", current)
     c.set_registered_model_alias(name, CHAMPION, str(version))
+    if current is not None:
+        c.set_registered_model_alias(name, PREVIOUS, current)
     return f"champion: version {current or '(none)'} -> {version}"
 
 
-def rollback(params: Params) -> str:
+def rollback(params: Params, force: bool = False) -> str:
+    """Swap `champion` and `previous-champion`; never onto a version that failed its gate unless forced."""
     c, name = client(), params.promotion.registered_model_name
     previous, current = _alias_version(c, name, PREVIOUS), _alias_version(c, name, CHAMPION)
-    if previous is None:
-        raise SdftError(f"model {name!r} has no `{PREVIOUS}` alias: nothing to roll back to.")
+    if previous is None or previous == current:
+        raise SdftError(f"model {name!r} has no `{PREVIOUS}` alias apart from the champion: nothing to roll back to.",
+                        fix="promote a version by number: `sdft promote --version N`.")
+    if c.get_model_version(name, previous).tags.get("gate") == "fail" and not force:
+        raise SdftError(f"`{PREVIOUS}` is version {previous}, which failed its regression gate; `champion` stays at {current}.",
+                        fix="promote a passing version (`sdft promote --version N`), or pass --force.")
     c.set_registered_model_alias(name, CHAMPION, previous)
     if current is not None:
         c.set_registered_model_alias(name, PREVIOUS, current)
@@ -101,8 +119,14 @@ def rollback(params: Params) -> str:
 
 
 def _git_commit() -> str:
+    """HEAD, with `+dirty` when tracked files differ from it (the run is then not reproducible from the commit).
+    dvc.lock is left out: `dvc repro` itself rewrites it while the chain runs."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)dvc.lock"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -117,9 +141,33 @@ def _dvc_lock_md5(stage: str) -> str:
     return str(outs[0].get("md5", "unknown"))
 
 
+def checkpoint_sha256(checkpoint: Path) -> str:
+    """The weights' identity: every file of the checkpoint but the output marker (the training log, with
+    its wall-clock times, lives beside the checkpoint), so the same weights map to the same model version."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in checkpoint.rglob("*") if p.is_file()):
+        if path.name == MARKER:
+            continue
+        digest.update(path.relative_to(checkpoint).as_posix().encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _close_interrupted_runs(c, exp_id: str) -> None:
+    """A register stage killed mid-way leaves its MLflow run RUNNING: the next run closes it as FAILED."""
+    for run in c.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'"):
+        c.set_terminated(run.info.run_id, status="FAILED")
+
+
 def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict: dict, report_files: list[Path],
              matrix_metrics: dict) -> dict:
-    """Log the run, create the model version with lineage tags, set `candidate`, promote if allowed."""
+    """Log the run, create the model version with lineage tags, set `candidate`, promote if allowed.
+
+    Idempotent: a checkpoint already registered (same `checkpoint_sha256` tag) gets no second run or
+    version; a rerun only brings its gate tag and the aliases up to date.
+    """
     import mlflow
 
     c = client()
@@ -127,7 +175,15 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
     exp = c.get_experiment_by_name(pp.experiment)
     exp_id = exp.experiment_id if exp else c.create_experiment(
         pp.experiment, artifact_location=(Path.cwd() / "mlartifacts").resolve().as_uri())
-    train = json.loads((checkpoint / "train_metrics.json").read_text())
+    _close_interrupted_runs(c, exp_id)
+    name = pp.registered_model_name
+    weights_hash = checkpoint_sha256(checkpoint)
+    found = c.search_model_versions(f"name = '{name}' and tags.checkpoint_sha256 = '{weights_hash}'")
+    if found:
+        mv = max(found, key=lambda v: int(v.version))
+        c.set_model_version_tag(name, mv.version, "gate", "pass" if verdict["passed"] else "fail")
+        return _set_aliases(params, c, mv.version, mv.run_id, verdict, already=True)
+    train = json.loads(train_metrics_file(checkpoint).read_text())
     parent = params.parent(skill)
     parent_file = params.registry_file(parent)
     parent_version = json.loads(parent_file.read_text())["version"] if parent_file.exists() else "base"
@@ -160,19 +216,25 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
             mlflow.log_artifact(str(path), "reports")
         mlflow.log_artifacts(str(checkpoint), "model")
         mlflow.set_tags(tags)
-    name = pp.registered_model_name
     if not c.search_registered_models(filter_string=f"name = '{name}'"):
         c.create_registered_model(name, description="Continual-learning checkpoints (sdft-pipeline)")
-    mv = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags)
-    c.set_registered_model_alias(name, CANDIDATE, mv.version)
-    message = f"registered {name} version {mv.version} as `{CANDIDATE}`"
+    mv = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
+                                tags={**tags, "checkpoint_sha256": weights_hash})
+    return _set_aliases(params, c, mv.version, run.info.run_id, verdict)
+
+
+def _set_aliases(params: Params, c, version: str, run_id: str, verdict: dict, already: bool = False) -> dict:
+    name, pp = params.promotion.registered_model_name, params.promotion
+    c.set_registered_model_alias(name, CANDIDATE, version)
+    message = (f"{name} version {version} already holds this checkpoint" if already
+               else f"registered {name} version {version}") + f" as `{CANDIDATE}`"
     promoted = False
     if verdict["passed"] and pp.mode == "auto":
-        message += "; " + promote(params, mv.version)
+        message += "; " + promote(params, version)
         promoted = True
     elif not verdict["passed"]:
         message += f"; gate failed, `{CHAMPION}` stays at version {_alias_version(c, name, CHAMPION)}"
     else:
-        message += f"; promotion is manual: `sdft promote --version {mv.version}` or the MLflow UI"
-    return {"model": name, "version": mv.version, "run_id": run.info.run_id, "promoted": promoted,
-            "gate": tags["gate"], "message": message}
+        message += f"; promotion is manual: `sdft promote --version {version}` or the MLflow UI"
+    return {"model": name, "version": str(version), "run_id": run_id, "promoted": promoted,
+            "gate": "pass" if verdict["passed"] else "fail", "message": message}

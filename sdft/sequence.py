@@ -60,7 +60,7 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
     model = params.model.name_or_path
     evaluate(model, "base")
     for name in skills:
-        # The trainer's own time (as in train_metrics.json), so pipeline and in-process runs compare alike.
+        # The trainer's own time (as in <checkpoint>.train_metrics.json), so pipeline and in-process runs compare alike.
         result.train_seconds += train_skill(params, name, params.data_dir(name), model, params.checkpoint_dir(name))["train_seconds"]
         model = str(params.checkpoint_dir(name))
         evaluate(model, f"after-{name}")

@@ -21,10 +21,12 @@ import json
 import shutil
 from pathlib import Path
 
+from .data import write_skill
 from .errors import SdftError
 from .evaluate import evaluate_model, write_predictions
 from .gate import Verdict, gate
 from .metrics import cl_metrics
+from .outputs import publish_dir, staging_dir
 from .models import load_model, load_tokenizer, resolve_model
 from .params import Params
 from .report import pct, forgetting_plot, matrix_markdown
@@ -53,13 +55,20 @@ def base(params: Params) -> None:
     """Freeze the starting model as a checkpoint, score it on the probes, and mark it as passed."""
     source = resolve_model(params.model.name_or_path)
     target = params.checkpoint_dir(BASE)
-    if target.exists():
-        shutil.rmtree(target)
-    if Path(source).is_dir():
-        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*"))
-    else:  # a hub id: save what from_pretrained fetched
-        load_model(source, params.model).save_pretrained(target)
-        load_tokenizer(source, params.model.trust_remote_code).save_pretrained(target)
+    tmp = staging_dir(target)
+    try:
+        frozen = tmp / "model"
+        if Path(source).is_dir():
+            shutil.copytree(source, frozen, ignore=shutil.ignore_patterns(".*"))
+        else:  # a hub id: save what from_pretrained fetched
+            load_model(source, params.model).save_pretrained(frozen)
+            load_tokenizer(source, params.model.trust_remote_code).save_pretrained(frozen)
+        publish_dir(frozen, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # The base model learned no skill: an empty data folder, so the first skill's train stage can depend on
+    # `artifacts/data/<after>` like every later one (replay reads the skill before it from there).
+    write_skill(params.data_dir(BASE), [], [], {"skill": BASE, "probe": False})
     results = evaluate_model(params, str(target), list(params.probes))
     scores = write_predictions(params.eval_dir(BASE) / "predictions", results)
     _write_json(params.eval_dir(BASE) / "scores.json", {"model": BASE, "scores": scores, "reference": None})

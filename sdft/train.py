@@ -7,8 +7,8 @@ checkpoint layout are the same for both, so every comparison is one parameter aw
 from __future__ import annotations
 
 import json
+import math
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,20 +17,49 @@ from transformers import set_seed
 
 from .data import load_meta, load_split
 from .errors import SdftError
+from .outputs import publish_dir, staging_dir, train_metrics_file, write_file_atomic
 from .models import load_model, load_tokenizer, resolve_model
 from .params import Params, to_dict
+from .replay import training_rows, with_parent_answers
 from .recipes import sdft as sdft_recipe
 from .recipes import sft as sft_recipe
 from .recipes.common import merged
 from .recipes.vllm_rollouts import VLLMRolloutSDFTTrainer
 
 RECIPES = {"sdft": sdft_recipe, "sft": sft_recipe}
-METRICS_FILE = "train_metrics.json"
 
 
 def loss_curve(log_history: list[dict[str, Any]]) -> list[float]:
     """The optimised loss per logged step (SDFT: the distillation loss; SFT: cross-entropy)."""
     return [row["loss"] for row in log_history if "loss" in row]
+
+
+def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> None:
+    """No checkpoint from a diverged run: every logged loss and every weight must be finite.
+
+    transformers hides NaN/inf steps as 0.0 in its logs unless `logging_nan_inf_filter` is off (the
+    recipes turn it off), so a diverged run used to print "loss 5.9 -> 0.0000" and pass.
+    """
+    import torch
+
+    for row in log_history:
+        for key in ("loss", "grad_norm"):
+            value = row.get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise SdftError(
+                    f"training of {skill_name!r} diverged at step {row.get('step')} ({key} = {value}); "
+                    "no checkpoint was written.",
+                    where="params.yaml: train",
+                    fix="lower `train.learning_rate` (or `train.max_grad_norm`), then rerun the train stage.",
+                )
+    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise SdftError(
+            f"training of {skill_name!r} left non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); "
+            "no checkpoint was written.",
+            where="params.yaml: train",
+            fix="lower `train.learning_rate` (or `train.max_grad_norm`), then rerun the train stage.",
+        )
 
 
 def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_model: str, out_dir: str | Path) -> dict:
@@ -49,11 +78,13 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     model = load_model(model_path, params.model)
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    tmp = staging_dir(out_dir)  # refuses a folder the pipeline did not write, before any training
     try:
         start = time.perf_counter()
-        trainer = RECIPES[method].build_trainer(params, skill, records, model, tokenizer, tmp / "trainer")
+        rows, mixed = training_rows(params, skill_name, records)
+        if method == "sft" and any(r["source"] == "anchor" for r in rows):
+            rows = with_parent_answers(rows, model, tokenizer, params)
+        trainer = RECIPES[method].build_trainer(params, skill, rows, model, tokenizer, tmp / "trainer", mixed=mixed)
         trainer.train()
         seconds = time.perf_counter() - start
         # SDFT samples rollouts (SFT does not): which engine did, and for vLLM what the weight syncs cost.
@@ -64,16 +95,18 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         elif method == "sdft":
             rollouts = {"rollout_engine": "hf"}
         final = merged(trainer.model)
+        curve = loss_curve(trainer.state.log_history)
+        check_finite(trainer.state.log_history, final, skill_name)
         checkpoint = tmp / "model"
         final.save_pretrained(checkpoint)
         tokenizer.save_pretrained(checkpoint)
-        curve = loss_curve(trainer.state.log_history)
         metrics = {
             "skill": skill_name,
             "method": method,
             "base_model": base_model,
             "data_sha256": meta["sha256"],
             "n_train": len(records),
+            "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
             "train_seconds": round(seconds, 2),
             "loss_first": curve[0] if curve else None,
@@ -83,10 +116,8 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "log_history": trainer.state.log_history,
             "params": to_dict(params),
         }
-        (checkpoint / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        checkpoint.rename(out_dir)  # the checkpoint appears whole, or not at all
+        publish_dir(checkpoint, out_dir)  # the checkpoint appears whole, or not at all
+        write_file_atomic(train_metrics_file(out_dir), json.dumps(metrics, indent=2, default=str) + "\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return metrics

@@ -39,7 +39,7 @@ def test_ingest_train_evaluate_end_to_end(params, tmp_path):
     res = run(tmp_path, "train", "--skill", "facts", "--max-steps", "2")
     assert res.returncode == 0, res.stderr
     ckpt = Path(params.checkpoint_dir("facts"))
-    metrics = json.loads((ckpt / "train_metrics.json").read_text())
+    metrics = json.loads((ckpt.with_name(ckpt.name + ".train_metrics.json")).read_text())
     assert metrics["steps"] == 2 and metrics["method"] == "sdft" and metrics["data_sha256"]
 
     out = tmp_path / "eval"

@@ -41,8 +41,10 @@ def make_workspace(ws: Path, tiny_model_dir: Path, gate_b: dict | None = None) -
     ws.mkdir(parents=True)
     for name in ("dvc.yaml", "prefect.yaml"):
         shutil.copy(REPO / name, ws / name)
-    shutil.copytree(REPO / "flows", ws / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("flows", "sdft"):  # dvc.yaml lists the library as a dependency of the stages that run it
+        shutil.copytree(REPO / folder, ws / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (ws / "skills").mkdir()
+    shutil.copy(REPO / "skills" / "anchor_prompts.jsonl", ws / "skills" / "anchor_prompts.jsonl")
     rows = fact_records(8)
     for name, part in {"facts_a": rows[:4], "facts_b": rows[4:], "probe": rows[:4]}.items():
         (ws / "skills" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
@@ -66,6 +68,7 @@ def make_workspace(ws: Path, tiny_model_dir: Path, gate_b: dict | None = None) -
     sh(ws, "git", "config", "user.name", "ci")
     sh(ws, sys.executable, "-m", "dvc", "init", "-q")
     shutil.copy(REPO / ".dvc" / "config", ws / ".dvc" / "config")  # the project's local remote
+    shutil.copy(REPO / ".dvcignore", ws / ".dvcignore")  # __pycache__ never changes a code dependency
     (ws / ".gitignore").write_text((ws / ".gitignore").read_text() + "/.dvc-storage/\n")
     sh(ws, "git", "add", "-A")
     sh(ws, "git", "commit", "-qm", "workspace")
@@ -231,3 +234,20 @@ def test_demo_reads_the_pipelines_matrix_into_the_comparison_table(learned_two):
     assert set(summary["new_skill"]) == {"facts_a", "facts_b"} and summary["bwt"] is not None
     table = compare_table([result, result])
     assert "| new skill: facts_b |" in table and "| BWT (retention of prior skills) |" in table
+
+
+def test_dvc_sees_earlier_skills_data_and_the_code_that_trains(learned_two):
+    """Last in this module: it changes the shared workspace. Replay reads the earlier skill's training split,
+    and the stages run the library: `dvc status` must flag the later train stage for either change."""
+    ws, _ = learned_two
+    assert "up to date" in sh(ws, sys.executable, "-m", "dvc", "status").stdout
+    skill_a = ws / "skills/facts_a.jsonl"
+    skill_a.write_text(skill_a.read_text().replace("BLUE-HARBOR", "RED-HARBOR"))
+    sh(ws, sys.executable, "-m", "dvc", "repro", "--single-item", "ingest@facts_a")
+    status = sh(ws, sys.executable, "-m", "dvc", "status").stdout
+    later = status[status.index("train@facts_b:"):]
+    assert "artifacts/data/facts_a" in later.split("@")[1], status
+    with open(ws / "sdft/replay.py", "a") as fh:
+        fh.write("\n# a changed loss or sampler is a changed dependency\n")
+    status = sh(ws, sys.executable, "-m", "dvc", "status", "train@facts_a").stdout
+    assert "train@facts_a:" in status and "sdft" in status, status

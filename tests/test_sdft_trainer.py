@@ -130,7 +130,7 @@ def test_short_sdft_run_lowers_the_distillation_loss(params, tiny_model_dir, tmp
     metrics = short_sdft_run(params, tiny_model_dir, tmp_path)
     assert metrics["rollout_engine"] == "hf"
     assert (tmp_path / "ckpt" / "model.safetensors").exists()
-    assert (tmp_path / "ckpt" / "train_metrics.json").exists()
+    assert (tmp_path / "ckpt.train_metrics.json").exists() and not (tmp_path / "ckpt" / "train_metrics.json").exists()
     assert not (tmp_path / "ckpt" / "trainer").exists()  # trainer scratch stays out of the checkpoint
 
 

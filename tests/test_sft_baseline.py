@@ -49,6 +49,6 @@ def test_learn_sequence_fills_the_matrix_and_counts_trainer_time(params, tmp_pat
         Path(params.skill(name).path).write_text("".join(_json.dumps(r) + "\n" for r in rows))
     result = learn_sequence(params, "sft", tmp_path / "seq", max_steps=1)
     assert len(result.rows) == 2 and set(result.rows[0]) == {"facts", "probe"}
-    metrics = _json.loads((tmp_path / "seq/checkpoints/facts/train_metrics.json").read_text())
+    metrics = _json.loads((tmp_path / "seq/checkpoints/facts.train_metrics.json").read_text())
     assert result.train_seconds == metrics["train_seconds"]
     assert result.summary()["method"] == "sft" and (tmp_path / "seq/sequence.json").exists()

@@ -25,6 +25,7 @@ def training_kwargs(tp: TrainParams, out_dir: Path) -> dict[str, Any]:
         seed=tp.seed,
         data_seed=tp.seed,
         logging_steps=tp.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN step must show as NaN (sdft.train refuses the checkpoint), not 0.0
         save_strategy="no",  # `sdft.train` writes the one checkpoint that matters, atomically
         report_to="none",  # MLflow logging is the pipeline's job, with lineage tags
         dataloader_pin_memory=torch.cuda.is_available(),

@@ -4,8 +4,10 @@ Per step (TRL `SDFTTrainer`): the current weights sample one rollout per prompt,
 (the paper) or with the demonstration in context (`sdft.generate_from_teacher`); the teacher (an EMA of
 the student) scores those tokens with prompt + demonstration in context; the prompt-only student
 minimises the per-token forward KL(teacher || student) over the full vocabulary, skipping the first
-completion tokens, averaged per rollout (or weighted toward large-KL tokens: `sdft.disagreement_power`,
-`token_weights.py`); the EMA teacher then moves toward the student.
+completion tokens, averaged per rollout (or weighted toward large-KL tokens: `sdft.disagreement_power`),
+plus an optional SFT term (`sdft.sft_weight`); the EMA teacher then moves toward the student. With replay
+(`replay:` in params.yaml) earlier skills' records and general anchor prompts share each batch
+(sdft/replay.py; the trainer's additions: sdft_trainer.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from datasets import Dataset
 
 from ..generation import resolve_engine
 from ..params import Params, SkillSpec
-from ..prompts import sdft_rows, to_trl_template
+from ..errors import SdftError
+from ..prompts import render_prompt, sdft_rows, to_trl_template
 from .common import lora_config, training_kwargs
 
 # TRL marks SDFTTrainer experimental and warns on every import; we pin TRL, so the warning is noise.
@@ -48,16 +51,39 @@ def build_config(params: Params, skill: SkillSpec, out_dir: Path):
     )
 
 
-def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path):
+def check_teacher_views(rows: list[dict], tokenizer, max_prompt_length: int, skill: str) -> None:
+    """TRL left-truncates every prompt at `max_prompt_length`: a teacher view cut there would lose the start of
+    its demonstration without a word. Refuse instead, naming the record and the fix."""
+    for i, row in enumerate(rows):
+        view = row["privileged_context"]
+        text = render_prompt(view, tokenizer)
+        n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if n > max_prompt_length:
+            raise SdftError(
+                f"the teacher's prompt for a {row['source']} row of {skill!r} (demonstration in context) is {n} tokens, "
+                f"over train.max_prompt_length = {max_prompt_length}: TRL would cut its start off.",
+                where="params.yaml: train.max_prompt_length",
+                fix=f"raise `train.max_prompt_length` to at least {n}, or shorten that demonstration.")
+
+
+def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path,
+                  mixed: bool = False):
+    """`records`: the rows in training order when `mixed` (a replay mixture, sdft/replay.py), else shuffled by TRL."""
     tokenizer.padding_side = "left"
     args = build_config(params, skill, out_dir)
+    if mixed:  # the mixture fixes each batch's shares and already spans every epoch
+        args.shuffle_dataset, args.num_train_epochs = False, 1
+    # A record without `kind` is the new skill's; replayed records carry their own skill's kind.
+    rows = sdft_rows([{"kind": skill.kind, **r} for r in records], tokenizer, params.sdft.template_for)
+    check_teacher_views(rows, tokenizer, args.max_prompt_length, skill.name)
     kwargs = dict(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(sdft_rows(records, tokenizer)),
+        train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=lora_config(params.train),
         disagreement_power=params.sdft.disagreement_power,
+        sft_weight=params.sdft.sft_weight,
     )
     if resolve_engine(params) == "vllm":
         from ..vllm_engine import VLLMEngine
@@ -66,7 +92,6 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         # The engine starts from the checkpoint the model was loaded from; the trainer syncs it every step.
         engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
         return VLLMRolloutSDFTTrainer(**kwargs, engine=engine)
-    from .token_weights import TokenWeightedSDFTTrainer
+    from .sdft_trainer import PipelineSDFTTrainer
 
-    return TokenWeightedSDFTTrainer(**kwargs)
-
+    return PipelineSDFTTrainer(**kwargs)

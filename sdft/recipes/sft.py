@@ -23,15 +23,25 @@ def build_config(params: Params, out_dir: Path):
     )
 
 
-def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path):
+def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path,
+                  mixed: bool = False):
+    """`records`: the rows in training order when `mixed` (a replay mixture, sdft/replay.py; anchors already
+    carry the parent's own answers as demonstrations), else shuffled by the trainer."""
+    from torch.utils.data import SequentialSampler
     from trl import SFTTrainer
 
+    class FixedOrderSFTTrainer(SFTTrainer):
+        def _get_train_sampler(self, dataset=None):  # keep each batch's replay shares
+            return SequentialSampler(dataset if dataset is not None else self.train_dataset)
+
     tokenizer.padding_side = "right"
-    return SFTTrainer(
+    args = build_config(params, out_dir)
+    if mixed:
+        args.num_train_epochs = 1
+    return (FixedOrderSFTTrainer if mixed else SFTTrainer)(
         model=model,
-        args=build_config(params, out_dir),
+        args=args,
         train_dataset=Dataset.from_list(sft_rows(records, tokenizer)),
         processing_class=tokenizer,
         peft_config=lora_config(params.train),
     )
-

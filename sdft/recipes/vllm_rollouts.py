@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 from ..vllm_engine import VLLMEngine
-from .token_weights import TokenWeightedSDFTTrainer
+from .sdft_trainer import PipelineSDFTTrainer
 
 
-class VLLMRolloutSDFTTrainer(TokenWeightedSDFTTrainer):
+class VLLMRolloutSDFTTrainer(PipelineSDFTTrainer):
     def __init__(self, *args, engine: VLLMEngine, **kwargs):
         super().__init__(*args, **kwargs)
         self.engine = engine

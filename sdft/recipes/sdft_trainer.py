@@ -1,0 +1,134 @@
+"""The pipeline's SDFT trainer: TRL's `SDFTTrainer` with three additions, each off at its default.
+
+1. **Per-row teacher views.** A row's `privileged_context` is the teacher's whole prompt, rendered by
+   `sdft.prompts.teacher_view` with that row's own skill template, so replayed records of earlier skills
+   (sdft/replay.py) keep the template of their kind. An anchor row's view is its prompt alone, and its
+   teacher is the **frozen parent** (the model the run started from), not the EMA teacher:
+   self-generated replay of general behaviour.
+2. **Disagreement weighting** (`sdft.disagreement_power` = g > 0). TRL averages the per-token divergence
+   over each rollout. At 135M only the one or two tokens that name a new fact carry the skill, while
+   every token the teacher would phrase differently fills the rest of the mean (docs/QUALITY.md §3).
+   Each token's loss is weighted by (its divergence / the rollout's mean divergence) ** g, the weight
+   detached, so a token's gradient is scaled but never reversed. g = 0 is TRL's (the paper's) plain mean.
+3. **An SFT term** (`sdft.sft_weight` = lambda > 0): lambda * NLL of the demonstration given the prompt
+   (token mean over the batch's demonstration tokens), on the rows that have one.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from trl.experimental.sdft import SDFTTrainer
+from trl.experimental.sdft.loss_utils import (
+    compute_full_logit_self_distillation_loss,
+    compute_topk_self_distillation_loss,
+)
+from trl.experimental.sdft.sdft_trainer import DemonstrationTeacherContextBuilder
+from trl.trainer.utils import pad
+
+
+def disagreement_weights(per_token_div: torch.Tensor, loss_mask: torch.Tensor, power: float) -> torch.Tensor:
+    """mask * (div / mean div over the rollout's loss tokens) ** power; a rollout's weights average to ~1."""
+    mask = loss_mask.to(per_token_div.dtype)
+    div = per_token_div.detach().clamp(min=0.0) * mask
+    mean = div.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
+    return mask * (div / mean.clamp(min=1e-8)) ** power
+
+
+class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
+    """`privileged_context` already holds the teacher's full prompt (rendered per row): use it as is."""
+
+    def _compose_teacher_prompt(self, prompt, privileged_context):
+        return privileged_context
+
+
+class PipelineSDFTTrainer(SDFTTrainer):
+    def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0, **kwargs):
+        if disagreement_power < 0 or sft_weight < 0:
+            raise ValueError("sdft.disagreement_power and sdft.sft_weight must be >= 0")
+        dataset = kwargs["train_dataset"]
+        has_anchors = "source" in dataset.column_names and "anchor" in set(dataset["source"])
+        # The parent, frozen before any update (and before PEFT wraps the model): the anchors' teacher.
+        self.parent_model = copy.deepcopy(kwargs["model"]).requires_grad_(False).eval() if has_anchors else None
+        super().__init__(*args, **kwargs)
+        self.teacher_context_builder = RenderedTeacherViews(self)
+        self.disagreement_power = disagreement_power
+        self.sft_weight = sft_weight
+        if self.parent_model is not None:
+            self.parent_model.to(self.accelerator.device)
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = ["prompt", "privileged_context", "demonstration", "source"]
+
+    # ------------------------------------------------------------ batch: anchor rows, SFT targets
+
+    def _prepare_training_batch(self, inputs):
+        batch = super()._prepare_training_batch(inputs)
+        device = batch["completion_ids"].device
+        batch["anchor_mask"] = torch.tensor([ex.get("source") == "anchor" for ex in inputs], device=device)
+        if self.sft_weight > 0:
+            batch.update(self._sft_tensors(inputs, device))
+        return batch
+
+    def _sft_tensors(self, inputs, device) -> dict[str, torch.Tensor]:
+        """Student prompt + demonstration + EOS per row; the label mask covers the demonstration and EOS."""
+        prompt_ids = self._tokenize_prompts([ex["prompt"] for ex in inputs])
+        ids, labels = [], []
+        for p_ids, ex in zip(prompt_ids, inputs, strict=True):
+            demo = ex.get("demonstration") or ""
+            d_ids = self._tokenizer(demo, add_special_tokens=False)["input_ids"] + [self._tokenizer.eos_token_id] if demo else []
+            ids.append(torch.tensor(list(p_ids) + d_ids))
+            labels.append(torch.tensor([0] * len(p_ids) + [1] * len(d_ids)))
+        return {
+            "sft_input_ids": pad(ids, padding_value=self._tokenizer.pad_token_id, padding_side="right").to(device),
+            "sft_attention_mask": pad([torch.ones_like(t) for t in ids], padding_value=0, padding_side="right").to(device),
+            "sft_label_mask": pad(labels, padding_value=0, padding_side="right").to(device),
+        }
+
+    # ------------------------------------------------------------ loss
+
+    def _compute_teacher_student_logits(self, model, teacher_model, inputs):
+        logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
+        anchors = inputs.get("anchor_mask")
+        if self.parent_model is not None and anchors is not None and anchors.any():
+            with torch.no_grad():
+                parent = self._forward_logits(self.parent_model, inputs["teacher_input_ids"][anchors],
+                                              inputs["teacher_attention_mask"][anchors], logits.completion_ids.size(1))
+            teacher = logits.teacher_logits.clone()
+            teacher[anchors] = parent.to(teacher.dtype)
+            logits.teacher_logits = teacher
+        if self.disagreement_power == 0:
+            return logits
+        args = self.args
+        with torch.no_grad():
+            if args.distillation_mode == "topk_logits":
+                div = compute_topk_self_distillation_loss(
+                    logits.student_logits, logits.teacher_logits, distillation_topk=args.distillation_topk,
+                    distillation_alpha=args.distillation_alpha, distillation_add_tail=args.distillation_add_tail)
+            else:  # full_logits; sampled_token has no per-token divergence to rank by, so it is weighted the same way
+                div = compute_full_logit_self_distillation_loss(
+                    logits.student_logits, logits.teacher_logits, distillation_alpha=args.distillation_alpha)
+        # TRL's loss is sum(loss * mask) / sum(mask) per rollout: a real-valued mask is a per-token weight.
+        logits.loss_mask = disagreement_weights(div, logits.loss_mask, self.disagreement_power)
+        return logits
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.sft_weight > 0 and "sft_label_mask" in inputs and inputs["sft_label_mask"].any():
+            nll = sft_nll(model, inputs["sft_input_ids"], inputs["sft_attention_mask"], inputs["sft_label_mask"])
+            mode = "train" if model.training else "eval"
+            self._metrics[mode]["sft_nll"].append(nll.item())
+            scale = self.current_gradient_accumulation_steps if model.training else 1.0
+            loss = loss + self.sft_weight * nll / scale
+        return loss
+
+
+def sft_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood of the labelled tokens (each predicted from the tokens before it)."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
+    targets, mask = input_ids[:, 1:], label_mask[:, 1:].to(logits.dtype)
+    nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none").view_as(mask)
+    return (nll * mask).sum() / mask.sum().clamp(min=1.0)

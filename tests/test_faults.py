@@ -1,0 +1,321 @@
+"""Faults a user or the machine causes, and the invariants that must hold after each (issue #13).
+
+- no path outside the pipeline's own output folders is ever deleted or overwritten;
+- a checkpoint is written only if every weight and every logged loss is finite;
+- only safetensors are loaded, and a damaged or missing checkpoint names its path and `dvc checkout`/`pull`;
+- every params.yaml value is checked at load, naming the key and the fix;
+- one model version per checkpoint; killed runs are closed; a crash between alias moves is repaired;
+  `rollback` never makes a failed-gate version champion without --force.
+Real MLflow (sqlite), real training on the tiny local model; nothing mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, fact_records
+from sdft.errors import SdftError
+from sdft.params import load_params
+
+SDFT = [sys.executable, "-m", "sdft"]
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run([*SDFT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model_dir) -> Path:
+    """A scratch project: params.yaml on the tiny model and a skills/ folder that must survive everything."""
+    root = tmp_path / "proj"
+    (root / "skills").mkdir(parents=True)
+    rows = fact_records(8)
+    (root / "skills" / "facts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["name_or_path"] = str(tiny_model_dir)
+    params["skills"] = {"facts": {"path": "skills/facts.jsonl", "kind": "knowledge", "scorer": "contains", "after": "base"}}
+    params["probes"] = {}
+    params["rollout"]["engine"] = "hf"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+# ---------------------------------------------------------------- hostile names and paths
+
+
+@pytest.mark.parametrize("name", ["../../skills", "..", "a/b", "skills/../..", "/tmp", "base", "", "a b", "é"])
+def test_hostile_skill_name_is_refused_and_deletes_nothing(project, name):
+    before = snapshot(project)
+    res = run_cli(project, "ingest", "skills/facts.jsonl", "--skill", name)
+    assert res.returncode == 2 and "--skill" in res.stderr and "letters, digits" in res.stderr
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "base", "a.b"])
+def test_hostile_skill_name_in_params_is_refused_at_load(project, name):
+    text = (project / "params.yaml").read_text().replace("  facts:\n", f"  {json.dumps(name)}:\n", 1)
+    (project / "params.yaml").write_text(text)
+    with pytest.raises(SdftError, match="letters, digits"):
+        load_params(project / "params.yaml")
+
+
+def test_out_folder_with_a_users_file_is_refused_and_kept(project):
+    users = project / "mine"
+    users.mkdir()
+    (users / "notes.txt").write_text("do not delete")
+    res = run_cli(project, "ingest", "skills/facts.jsonl", "--skill", "facts", "--out", "mine")
+    assert res.returncode == 2 and "did not write" in res.stderr and "mine" in res.stderr
+    assert (users / "notes.txt").read_text() == "do not delete" and sorted(p.name for p in users.iterdir()) == ["notes.txt"]
+
+
+def test_out_file_path_is_refused_and_kept(project):
+    (project / "a-file").write_text("keep")
+    res = run_cli(project, "ingest", "skills/facts.jsonl", "--skill", "facts", "--out", "a-file")
+    assert res.returncode == 2 and (project / "a-file").read_text() == "keep"
+
+
+def test_the_pipelines_own_output_is_replaced_whole(project):
+    assert run_cli(project, "ingest", "skills/facts.jsonl", "--skill", "facts").returncode == 0
+    out = project / "artifacts/data/facts"
+    assert (out / ".sdft-output").exists()
+    (project / "skills/facts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fact_records(5)))
+    assert run_cli(project, "ingest", "skills/facts.jsonl", "--skill", "facts").returncode == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["n_train"] + meta["n_eval"] == 5
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+# ---------------------------------------------------------------- NaN / inf training
+
+
+def test_diverged_training_writes_no_checkpoint_and_names_the_step(params, tiny_model_dir, tmp_path):
+    """A base model with one NaN weight: every loss is NaN. transformers would log it as 0.0 by default."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from sdft.data import write_skill
+    from sdft.train import train_skill
+
+    broken = tmp_path / "nan-model"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
+    weights[name] = weights[name].clone()
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    params.train.method = "sft"
+    params.train.max_steps = 2
+    data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
+    with pytest.raises(SdftError, match=r"diverged at step 1 \(loss = nan\); no checkpoint was written"):
+        train_skill(params, "facts", data, str(broken), tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ckpt")]
+
+
+def test_finite_check_refuses_non_finite_weights_even_when_the_log_looks_fine(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from sdft.train import check_finite
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    check_finite([{"loss": 1.0, "step": 1}], model, "facts")  # a healthy model passes
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(SdftError, match="non-finite weights"):
+        check_finite([{"loss": 1.0, "step": 1}], model, "facts")
+
+
+# ---------------------------------------------------------------- damaged, pickled and missing checkpoints
+
+
+def test_pickle_only_checkpoint_is_refused(tiny_model_dir, tmp_path):
+    import shutil
+
+    from sdft.models import load_model
+    from sdft.params import ModelParams
+
+    ckpt = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, ckpt)
+    (ckpt / "model.safetensors").rename(ckpt / "pytorch_model.bin")
+    with pytest.raises(SdftError, match="no \\*.safetensors weights") as exc:
+        load_model(str(ckpt), ModelParams())
+    assert str(ckpt) in str(exc.value) and "dvc checkout" in str(exc.value)
+
+
+def test_truncated_checkpoint_names_its_path_and_the_restore_command(tiny_model_dir, tmp_path):
+    import shutil
+
+    from sdft.models import load_model
+    from sdft.params import ModelParams
+
+    ckpt = tmp_path / "truncated"
+    shutil.copytree(tiny_model_dir, ckpt)
+    data = (ckpt / "model.safetensors").read_bytes()
+    (ckpt / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SdftError, match="damaged or incomplete") as exc:
+        load_model(str(ckpt), ModelParams())
+    assert str(ckpt) in str(exc.value) and "dvc checkout" in str(exc.value) and "dvc pull" in str(exc.value)
+
+
+def test_missing_checkpoint_points_at_dvc_not_the_network(tmp_path):
+    from sdft.models import resolve_model
+
+    with pytest.raises(SdftError, match="model directory not found") as exc:
+        resolve_model("artifacts/checkpoints/facts")
+    assert "dvc checkout" in str(exc.value) and "dvc pull" in str(exc.value)
+
+
+# ---------------------------------------------------------------- params.yaml checked at load
+
+BAD_VALUES = [
+    ("train", "learning_rate", "fast"), ("train", "learning_rate", -1e-4), ("train", "learning_rate", 0),
+    ("train", "learning_rate", 2.0), ("train", "per_device_train_batch_size", 0),
+    ("train", "per_device_train_batch_size", 2.5), ("train", "num_train_epochs", 0), ("train", "max_steps", 0),
+    ("train", "max_steps", -5), ("train", "gradient_accumulation_steps", 0), ("train", "warmup_ratio", 1.5),
+    ("train", "max_grad_norm", 0), ("train", "max_completion_length", 0), ("train", "lr_scheduler_type", "cosine-ish"),
+    ("train", "method", "rl"), ("train", "seed", "x"), ("train", "weight_decay", -0.1), ("eval", "batch_size", 0),
+    ("eval", "max_new_tokens", -1), ("sdft", "disagreement_power", -1), ("sdft", "sft_weight", -0.5),
+    ("sdft", "teacher_update_rate", 0), ("sdft", "teacher_update_rate", 1.5), ("sdft", "distillation_mode", "kl"),
+    ("sdft", "num_generations", 0), ("sdft", "temperature", 0), ("sdft", "generate_from_teacher", "yes please"),
+    ("gate", "max_prior_drop", 5), ("gate", "max_general_drop", -0.1), ("gate", "min_new_score", 2),
+    ("model", "dtype", "float64"), ("rollout", "engine", "vlm"), ("rollout", "gpu_memory_utilization", 0),
+    ("data", "eval_fraction", 2.0), ("data", "eval_fraction", 1.0), ("data", "max_file_mb", 0),
+    ("replay", "prior_fraction", 1.0), ("replay", "anchor_fraction", -0.1), ("promotion", "mode", "sometimes"),
+]
+
+
+@pytest.mark.parametrize("section, key, value", BAD_VALUES)
+def test_every_bad_params_value_is_refused_at_load_naming_the_key(project, section, key, value):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params.setdefault(section, {})[key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(SdftError) as exc:
+        load_params(project / "params.yaml")
+    assert f"params.{section}.{key}" in str(exc.value) and "Fix:" in str(exc.value)
+
+
+def test_bad_per_skill_values_are_refused_at_load(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for patch, needle in (({"scorer": "fuzzy"}, "scorer"), ({"kind": "poetry"}, "kind"), ({"gate": {"max_prior_drop": 3}}, "max_prior_drop")):
+        p = yaml.safe_load(yaml.safe_dump(params))
+        p["skills"]["facts"].update(patch)
+        (project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+        with pytest.raises(SdftError, match=needle):
+            load_params(project / "params.yaml")
+
+
+def test_bad_params_fail_the_cli_before_any_work(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["learning_rate"] = "fast"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    res = run_cli(project, "ingest", "skills/facts.jsonl", "--skill", "facts")
+    assert res.returncode == 2 and "params.train.learning_rate" in res.stderr and "Traceback" not in res.stderr
+    assert not (project / "artifacts").exists()
+
+
+# ---------------------------------------------------------------- registry: idempotent, crash-safe, gated
+
+
+@pytest.fixture
+def registry_env(tmp_path, monkeypatch, params):
+    """The real MLflow registry on sqlite in a scratch folder, and a fake-but-real checkpoint folder per call."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params.artifacts_dir = str(tmp_path / "artifacts")
+
+    def checkpoint(tag: str) -> Path:
+        ckpt = tmp_path / "ckpts" / tag
+        ckpt.mkdir(parents=True)
+        (ckpt / "model.safetensors").write_bytes(tag.encode() * 100)
+        ckpt.with_name(f"{tag}.train_metrics.json").write_text(json.dumps(
+            {"method": "sdft", "data_sha256": "0" * 64, "steps": 1, "loss_curve": [1.0], "train_seconds": 1.0,
+             "params": {"train": {}, "sdft": {}}}))
+        return ckpt
+
+    return params, checkpoint
+
+
+def _register(params, ckpt, passed=True):
+    from sdft import registry
+
+    scores = {"scores": {"facts": 0.5}, "reference": {"scores": {"facts": 0.0}}}
+    return registry.register(params, "facts", ckpt, scores, {"passed": passed}, [], {})
+
+
+def test_registering_the_same_checkpoint_twice_makes_one_version(registry_env):
+    from sdft import registry
+
+    params, checkpoint = registry_env
+    ckpt = checkpoint("a")
+    first = _register(params, ckpt)
+    log = ckpt.with_name("a.train_metrics.json")
+    log.write_text(log.read_text().replace('"train_seconds": 1.0', '"train_seconds": 2.0'))
+    second = _register(params, ckpt)  # a rerun (Prefect retry, or after a crash): same weights
+    assert first["version"] == second["version"] == "1" and "already holds" in second["message"]
+    c = registry.client()
+    assert len(c.search_model_versions("name = 'sdft-model'")) == 1
+    assert len(c.search_runs([c.get_experiment_by_name("sdft-pipeline").experiment_id])) == 1
+
+
+def test_a_killed_registration_leaves_no_run_running(registry_env):
+    import mlflow
+
+    from sdft import registry
+
+    params, checkpoint = registry_env
+    _register(params, checkpoint("a"))
+    c = registry.client()
+    exp = c.get_experiment_by_name("sdft-pipeline").experiment_id
+    orphan = c.create_run(exp).info.run_id  # what SIGKILL inside `mlflow.start_run` leaves behind
+    _register(params, checkpoint("b"))
+    assert c.get_run(orphan).info.status == "FAILED"
+    assert not c.search_runs([exp], filter_string="attributes.status = 'RUNNING'")
+    mlflow.end_run()
+
+
+def test_crash_between_alias_moves_is_repaired_on_rerun(registry_env):
+    from sdft import registry
+
+    params, checkpoint = registry_env
+    _register(params, checkpoint("a"))
+    _register(params, checkpoint("b"))  # champion 2, previous 1
+    c = registry.client()
+    # The state a kill between promote's two alias moves leaves when v3 is promoted: tag written, champion moved.
+    ckpt_c = checkpoint("c")
+    c3 = _register(params, ckpt_c, passed=False)["version"]
+    c.set_model_version_tag("sdft-model", c3, "gate", "pass")
+    c.set_model_version_tag("sdft-model", c3, "promoted_from", "2")
+    c.set_registered_model_alias("sdft-model", "champion", c3)
+    assert registry.aliases(params) == {"candidate": "3", "champion": "3", "previous-champion": "1"}
+    rerun = _register(params, ckpt_c)  # the stage rerun after the crash
+    assert rerun["version"] == "3" and "repaired" in rerun["message"]
+    assert registry.aliases(params) == {"candidate": "3", "champion": "3", "previous-champion": "2"}
+    assert "-> 2 (rolled back)" in registry.rollback(params)
+
+
+def test_rollback_never_lands_on_a_failed_gate_version_without_force(registry_env):
+    from sdft import registry
+
+    params, checkpoint = registry_env
+    _register(params, checkpoint("a"))  # v1 passes: champion
+    _register(params, checkpoint("b"), passed=False)  # v2 fails its gate
+    registry.promote(params, "2", force=True)  # a person forces it: champion 2, previous 1
+    registry.rollback(params)  # back to 1; previous is now the failed 2
+    with pytest.raises(SdftError, match="failed its regression gate"):
+        registry.rollback(params)
+    assert registry.aliases(params)["champion"] == "1"
+    assert "-> 2 (rolled back)" in registry.rollback(params, force=True)

@@ -1,0 +1,219 @@
+"""Replay and anchoring (issue #12), on the tiny local model: what enters each batch, who teaches it, and
+the SFT term, each checked against an independent computation."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import fact_records
+from sdft.data import write_skill
+from sdft.errors import SdftError
+from sdft.params import SkillSpec
+from sdft.recipes import sdft as sdft_recipe
+from sdft.replay import load_anchors, training_rows
+
+ANCHORS = ["Name a colour.", "What is one plus one?", "Say hello.", "Count to three.", "Name a fruit.",
+           "What is the opposite of cold?", "Name an animal.", "What day comes after Friday?"]
+
+
+@pytest.fixture
+def two_skills(params, tmp_path):
+    """facts_a (learned) and facts_b (being learned), each with a train and an eval split, plus a probe."""
+    rows = fact_records(16)
+    a_train, a_eval = rows[:6], rows[6:8]
+    b_train, b_eval = rows[8:14], rows[14:16]
+    params.skills = {
+        "facts_a": SkillSpec(name="facts_a", path=str(tmp_path / "a.jsonl"), scorer="contains", after="base"),
+        "facts_b": SkillSpec(name="facts_b", path=str(tmp_path / "b.jsonl"), scorer="contains", after="facts_a",
+                             kind="format"),
+    }
+    probe = [{"id": "p0", "prompt": "What is the capital of France?", "demonstration": "Paris.", "answer": "Paris"}]
+    for name, (train, evals) in {"facts_a": (a_train, a_eval), "facts_b": (b_train, b_eval)}.items():
+        (tmp_path / f"{name[-1]}.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in train)
+                                                    + "".join(json.dumps({**r, "split": "eval"}) + "\n" for r in evals))
+        write_skill(params.data_dir(name), train, evals, {"skill": name})
+    (tmp_path / "probe.jsonl").write_text(json.dumps(probe[0]) + "\n")
+    anchors = tmp_path / "anchors.jsonl"
+    anchors.write_text("".join(json.dumps({"id": f"an{i}", "prompt": p}) + "\n" for i, p in enumerate(ANCHORS)))
+    params.replay.anchor_prompts = str(anchors)
+    params.train.per_device_train_batch_size = 8
+    params.train.max_steps = -1
+    params.train.num_train_epochs = 2
+    return params, {"a_train": a_train, "a_eval": a_eval, "b_train": b_train, "probe": probe}
+
+
+def test_replay_batches_hold_the_stated_shares_of_earlier_training_prompts_only(two_skills):
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    rows, mixed = training_rows(params, "facts_b", data["b_train"])
+    assert mixed
+    batch = 8
+    assert len(rows) % batch == 0
+    # epochs count passes over the new skill: 6 records x 2 epochs / 4 new rows a step = 3 steps
+    assert len(rows) // batch == 3
+    a_train = {r["prompt"] for r in data["a_train"]}
+    scored = {r["prompt"] for r in data["a_eval"]} | {r["prompt"] for r in data["probe"]}
+    for start in range(0, len(rows), batch):
+        step = rows[start:start + batch]
+        assert Counter(r["source"] for r in step) == {"new": 4, "prior": 2, "anchor": 2}
+        for r in step:
+            assert r["prompt"] not in scored
+            if r["source"] == "prior":
+                assert r["prompt"] in a_train and r["skill"] == "facts_a" and r["kind"] == "knowledge"
+            if r["source"] == "anchor":
+                assert r["prompt"] in ANCHORS and r["demonstration"] == ""
+    news = Counter(r["id"] for r in rows if r["source"] == "new")
+    assert set(news) == {r["id"] for r in data["b_train"]} and set(news.values()) == {2}  # each new record twice
+
+
+def test_prior_share_is_spread_evenly_over_earlier_skills(two_skills, tmp_path):
+    params, data = two_skills
+    extra = fact_records(20)[16:20]
+    params.skills["facts_c"] = SkillSpec(name="facts_c", path="unused", scorer="contains", after="facts_b")
+    write_skill(params.data_dir("facts_c"), extra, [], {"skill": "facts_c"})
+    params.replay.prior_fraction = 0.5
+    rows, _ = training_rows(params, "facts_c", extra)
+    counts = Counter(r["skill"] for r in rows if r["source"] == "prior")
+    assert set(counts) == {"facts_a", "facts_b"} and counts["facts_a"] == counts["facts_b"]
+
+
+def test_no_replay_leaves_the_new_skill_alone_and_unordered(two_skills):
+    params, data = two_skills
+    rows, mixed = training_rows(params, "facts_b", data["b_train"])
+    assert not mixed and [r["id"] for r in rows] == [r["id"] for r in data["b_train"]]
+
+
+def test_an_anchor_that_is_a_scored_question_is_refused(two_skills, tmp_path):
+    params, data = two_skills
+    with open(params.replay.anchor_prompts, "a") as fh:
+        fh.write(json.dumps({"id": "leak", "prompt": data["probe"][0]["prompt"]}) + "\n")
+    with pytest.raises(SdftError, match="leak.*also scored questions"):
+        load_anchors(params)
+
+
+def test_bundled_anchors_are_many_and_never_a_probe_or_eval_question():
+    from conftest import REPO
+    from sdft.params import load_params
+
+    params = load_params(REPO / "params.yaml")
+    params.replay.anchor_prompts = str(REPO / params.replay.anchor_prompts)
+    for spec in [*params.skills.values(), *params.probes.values()]:
+        spec.path = str(REPO / spec.path)
+    assert len(load_anchors(params)) >= 100
+
+
+def _trainer(params, tiny_model_dir, rows, tmp_path, skill="facts_b"):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    trainer = sdft_recipe.build_trainer(params, params.skill(skill), rows, model, tok, tmp_path / "trainer", mixed=True)
+    return trainer, tok
+
+
+def test_anchor_teacher_is_the_frozen_parent_and_sees_no_demonstration(two_skills, tiny_model_dir, tmp_path):
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+    trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path)
+    step = [dict(trainer.train_dataset[i]) for i in range(8)]
+    completion = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+    trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
+    batch = trainer._prepare_training_batch(step)
+    demos = {r["demonstration"] for r in data["b_train"] + data["a_train"]}
+    for i, ex in enumerate(step):
+        teacher_in = tok.decode(batch["teacher_input_ids"][i], skip_special_tokens=True)
+        student_in = tok.decode(batch["prompt_ids"][i], skip_special_tokens=True)
+        if ex["source"] == "anchor":  # the prompt alone: exactly the student's input
+            assert teacher_in == student_in + "The answer is BLUE" and not any(d in teacher_in for d in demos)
+        else:  # the row's own demonstration, through its own skill's template
+            assert ex["demonstration"] in teacher_in and ex["demonstration"] not in student_in
+    # Move the EMA teacher away from the parent: anchors must still be scored by the parent.
+    with torch.no_grad():
+        for p in trainer.teacher_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model = trainer.model
+    logits = trainer._compute_teacher_student_logits(model, trainer.teacher_model, batch)
+    parent = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    n = batch["completion_ids"].size(1)
+    anchors = batch["anchor_mask"]
+    assert anchors.sum() == 2
+    with torch.no_grad():
+        want_parent = parent(input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]).logits
+        want_ema = trainer.teacher_model(input_ids=batch["teacher_input_ids"],
+                                         attention_mask=batch["teacher_attention_mask"]).logits
+    want_parent, want_ema = want_parent[:, -n - 1:-1], want_ema[:, -n - 1:-1]
+    mask = batch["completion_mask"].bool()
+    for i in range(8):
+        got = logits.teacher_logits[i][mask[i]]
+        want = (want_parent if anchors[i] else want_ema)[i][mask[i]]
+        other = (want_ema if anchors[i] else want_parent)[i][mask[i]]
+        assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, other, atol=1e-3)
+
+
+def test_the_parent_stays_frozen_while_the_student_trains(two_skills, tiny_model_dir, tmp_path):
+    params, data = two_skills
+    params.replay.anchor_fraction = 0.25
+    params.train.max_steps = 2
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+    trainer, _ = _trainer(params, tiny_model_dir, rows, tmp_path)
+    trainer.train()
+    initial = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    parent, student = trainer.parent_model.state_dict(), trainer.model.state_dict()
+    assert all(torch.equal(parent[k], initial[k]) for k in initial)
+    assert any(not torch.equal(student[k], initial[k]) for k in initial)
+
+
+def independent_nll(model, tok, records) -> torch.Tensor:
+    """Mean -log p(demonstration + EOS | chat-rendered prompt) over every demonstration token of the batch."""
+    total, count = 0.0, 0
+    for r in records:
+        prompt = tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=False)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        d_ids = tok(r["demonstration"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids = torch.tensor([p_ids + d_ids])
+        with torch.no_grad():
+            logp = F.log_softmax(model(ids).logits[0].float(), dim=-1)
+        for j, t in enumerate(d_ids):
+            total -= logp[len(p_ids) + j - 1, t].item()
+            count += 1
+    return torch.tensor(total / count)
+
+
+def test_sft_weight_adds_exactly_lambda_times_the_demonstration_nll(params, tiny_model_dir, tmp_path):
+    records = fact_records(3)
+    params.sdft.sft_weight = 0.0
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    def loss_with(weight: float) -> float:
+        params.sdft.sft_weight = weight
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        trainer = sdft_recipe.build_trainer(params, params.skill("facts"), records, model, tok, tmp_path / f"t{weight}")
+        completion = tok("Quillmark is the capital", add_special_tokens=False)["input_ids"]
+        trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
+        batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(3)])
+        trainer.model.eval()  # no dropout; the loss itself is the same function in train mode
+        with torch.no_grad():
+            return trainer.compute_loss(trainer.model, batch).item()
+
+    base, weighted = loss_with(0.0), loss_with(0.3)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    # the dataset rows follow TRL's shuffle-free column order: the same three records
+    nll = independent_nll(model, tok, records).item()
+    assert nll > 0.1
+    assert weighted - base == pytest.approx(0.3 * nll, rel=1e-4, abs=1e-5)
+
+
+def test_a_teacher_prompt_longer_than_the_limit_is_refused_not_cut(params, tiny_model_dir, tmp_path):
+    records = fact_records(2)
+    records[1] = {**records[1], "demonstration": "Quillmark. " * 200}
+    params.train.max_prompt_length = 64
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with pytest.raises(SdftError, match="over train.max_prompt_length = 64.*cut its start off") as exc:
+        sdft_recipe.build_trainer(params, params.skill("facts"), records, model, tok, tmp_path / "t")
+    assert "raise `train.max_prompt_length` to at least" in str(exc.value)
