@@ -64,6 +64,7 @@ SETTINGS: dict[str, dict] = {
     "sft-lr2e-4-6ep": {"train.method": "sft", "train.learning_rate": 2e-4, "train.num_train_epochs": 6},
     # Replay (session 4, whole curriculum; params.yaml as committed underneath):
     "sdft-replay": {"replay.prior_fraction": 0.25, "replay.anchor_fraction": 0.125, "sdft.sft_weight": 0.1},
+    "sdft-replay-anchor2": {"replay.prior_fraction": 0.25, "replay.anchor_fraction": 0.25, "sdft.sft_weight": 0.1},
     "sft-replay": {"train.method": "sft", "replay.prior_fraction": 0.25, "replay.anchor_fraction": 0.125},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }

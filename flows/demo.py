@@ -2,16 +2,18 @@
 
 1. The Prefect flow `learn-pending-skills` learns the bundled skills in sequence with SDFT through the
    DVC stages (ingest -> train -> evaluate -> gate -> register), promoting each passing version.
-2. The SFT baseline learns the same curriculum from the same base (in-process, artifacts/compare/sft).
-3. It prints the accuracy matrix, ACC/BWT, the gate verdicts, SDFT vs SFT side by side, and where to look.
+2. The baselines learn the same curriculum from the same base (in-process, artifacts/compare/): SFT with the
+   same replay as SDFT (when `replay:` is on) and bare SFT.
+3. It prints the accuracy matrix, ACC/BWT, the gate verdicts, SDFT beside both baselines, and where to look.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
 from flows.pipeline import learn_pending_skills
-from sdft import registry, stages
+from sdft import registry, replay, stages
 from sdft.outputs import train_metrics_file
 from sdft.params import load_params
 from sdft.report import compare_table
@@ -40,9 +42,15 @@ def main() -> None:
 
     sdft = pipeline_result(params)
     params.skills = {k: v for k, v in params.skills.items() if k in sdft.skills}
-    sft = learn_sequence(params, "sft", "artifacts/compare/sft")
+    # What a user would pick instead of SDFT: SFT, and SFT with the same replay as the SDFT run.
+    baselines = []
+    if replay.is_active(params):
+        baselines.append(learn_sequence(params, "sft", "artifacts/compare/sft-replay", label="sft+replay"))
+    bare = copy.deepcopy(params)
+    bare.replay.prior_fraction = bare.replay.anchor_fraction = 0.0
+    baselines.append(learn_sequence(bare, "sft", "artifacts/compare/sft"))
     print("\nSDFT vs SFT, same base, same data (%; new skill = right after learning it):")
-    print(compare_table([sdft, sft]))
+    print(compare_table([sdft, *baselines]))
     print(f"\nDone in {(time.perf_counter() - start) / 60:.1f} min. Where to look:\n"
           f"  dvc metrics show            # ACC/BWT, per-skill scores, gate verdicts\n"
           f"  dvc plots show              # forgetting plot -> dvc_plots/index.html\n"

@@ -49,4 +49,14 @@ def learn_pending_skills(root: str = ".") -> dict:
 
 
 if __name__ == "__main__":
-    learn_pending_skills()
+    import sys
+
+    from sdft.errors import SdftError
+
+    try:
+        with pipeline_lock("."):  # refused at once, before Prefect starts (its failure log is a traceback)
+            pass
+        learn_pending_skills()
+    except SdftError as exc:  # e.g. another run holds the workspace: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -181,8 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _die_with_parent() -> None:
+    """Linux: when the process that started this stage dies (a killed `dvc repro`), this one gets SIGTERM
+    instead of training on as an orphan. Nothing half-written is kept (outputs are published whole)."""
+    if sys.platform.startswith("linux") and os.getppid() != 1:
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:  # a process of its own (a stage), not a call from Python code
+        _die_with_parent()
     try:
         args.func(args)
     except SdftError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -51,11 +52,22 @@ def repro(stage: str, root: str | Path = ".", echo: bool = True) -> str:
     proc.wait()
     output = b"".join(chunks).decode("utf-8", "replace").replace("\r", "\n").strip()
     if proc.returncode != 0:
-        lines = [line for line in output.splitlines() if line.strip()]
-        cause = next((line for line in reversed(lines) if line.lower().startswith("error:")), lines[-1] if lines else "")
-        raise SdftError(f"stage {stage} failed: {cause}", where=str(Path(root).resolve() / "dvc.yaml"),
+        raise SdftError(f"stage {stage} failed: {failure_cause(output)}", where=str(Path(root).resolve() / "dvc.yaml"),
                         fix="read the stage output above; fix the cause and rerun (finished stages are kept).")
     return output
+
+
+_PROGRESS = re.compile(r"[^\n|]*\d+%\|[^|\n]*\|[^\]\n]*\]")  # a tqdm bar: "desc:  45%|####  | 5/11 [00:10<00:12]"
+
+
+def failure_cause(output: str) -> str:
+    """The line that says why a stage failed: `sdft`'s own `error:` line (file, cause, fix) if there is one,
+    else DVC's, with any progress-bar text that shared its line removed."""
+    lines = [_PROGRESS.sub("", line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line]
+    ours = [line[line.index("error: "):] for line in lines if "error: " in line]
+    dvcs = [line[line.index("ERROR: "):] for line in lines if "ERROR: " in line]
+    return (ours or dvcs or lines or ["(no output)"])[-1]
 
 
 def gate_passed(params: Params, skill: str, root: str | Path = ".") -> bool:

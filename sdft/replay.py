@@ -50,16 +50,18 @@ def load_anchors(params: Params) -> list[dict]:
         else:
             raise SdftError(f"record {i + 1} is not an object.", where=str(path), fix="one {\"prompt\": ...} per line.")
     anchors = validate_records(raw, where=str(path))
+    # Any prompt of any skill or probe counts as scored: a skill's eval split is drawn at its ingest, which for
+    # a later skill has not happened yet, so the whole file is the only safe set.
     scored = set()
     for name in [*params.skills, *params.probes]:
         spec = params.skill(name)
-        scored |= {_key(r["prompt"]) for r in read_records(spec.path, params.data.max_file_mb)
-                   if isinstance(r, dict) and r.get(spec.columns.get("prompt", "prompt"))
-                   and (name in params.probes or r.get("split") == "eval")}
+        column = spec.columns.get("prompt", "prompt")
+        scored |= {_key(r[column]) for r in read_records(spec.path, params.data.max_file_mb)
+                   if isinstance(r, dict) and r.get(column)}
     leaked = [a["id"] for a in anchors if _key(a["prompt"]) in scored]
     if leaked:
-        raise SdftError(f"anchor prompts {leaked[:5]} are also scored questions (a probe or an eval split): "
-                        "training on them would hide forgetting from the gate.",
+        raise SdftError(f"anchor prompts {leaked[:5]} are also prompts of a skill or probe: training on them "
+                        "would hide forgetting from the gate (or teach a skill's eval question).",
                         where=str(path), fix="remove them from the anchor file.")
     return [{"id": a["id"], "prompt": a["prompt"], "demonstration": ""} for a in anchors]
 

@@ -41,7 +41,9 @@ class SequenceResult:
         }
 
 
-def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: int | None = None) -> SequenceResult:
+def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: int | None = None,
+                   label: str | None = None) -> SequenceResult:
+    """`label` names the column in comparison tables (default: the method), e.g. "sft+replay"."""
     params = copy.deepcopy(params)
     params.train.method = method
     if max_steps is not None:
@@ -51,11 +53,11 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
     everything = skills + probes
     for spec in [*params.skills.values(), *params.probes.values()]:
         ingest_skill(params, spec)
-    result = SequenceResult(method, skills, probes)
+    result = SequenceResult(label or method, skills, probes)
 
     def evaluate(model: str, tag: str) -> None:
         result.rows.append(write_predictions(params.eval_dir(tag), evaluate_model(params, model, everything)))
-        print(f"[{method}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
+        print(f"[{result.method}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
 
     model = params.model.name_or_path
     evaluate(model, "base")

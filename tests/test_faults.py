@@ -319,3 +319,49 @@ def test_rollback_never_lands_on_a_failed_gate_version_without_force(registry_en
         registry.rollback(params)
     assert registry.aliases(params)["champion"] == "1"
     assert "-> 2 (rolled back)" in registry.rollback(params, force=True)
+
+
+# ---------------------------------------------------------------- stage errors and orphans
+
+
+def test_stage_failure_names_sdfts_cause_without_progress_bar_text():
+    from sdft.pipeline import failure_cause
+
+    output = ("Running stage 'train@x':\n> sdft train --skill x\n"
+              "train:  45%|####5     | 5/11 [00:10<00:12, 2.1s/it]error: training of 'x' diverged at step 5 (loss = nan)"
+              "; no checkpoint was written. Fix: lower `train.learning_rate`\n"
+              "ERROR: failed to reproduce 'train@x': failed to run: sdft train --skill x, exited with 2\n")
+    assert failure_cause(output) == ("error: training of 'x' diverged at step 5 (loss = nan); no checkpoint was "
+                                     "written. Fix: lower `train.learning_rate`")
+    lock = "ERROR: another pipeline run is in progress (pid 4242 since 2026-11-27 10:00:00)."
+    assert failure_cause("x 10%|#  | 1/9 [00:01<00:08]\n" + lock) == lock
+
+
+def test_a_stage_dies_with_the_process_that_started_it(tmp_path):
+    """`dvc repro` killed alone used to leave `sdft train` running as an orphan."""
+    import signal
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    child = ("import os, sys, time; from sdft.cli import _die_with_parent; _die_with_parent(); "
+             f"open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(120)"])
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.1)
+        pid = int(pidfile.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the child outlived its parent")
+    finally:
+        parent.kill()

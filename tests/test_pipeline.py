@@ -175,6 +175,10 @@ def test_second_concurrent_run_is_refused(learned_two, prefect_server):
         with pytest.raises(SdftError, match="another pipeline run is in progress \\(pid"):
             learn_skill("facts_b", root=str(ws))
         assert (ws / "dvc.lock").read_text() == lock_before
+        # From the shell: one line naming the holder, exit 2, no traceback.
+        res = sh(ws, sys.executable, "-m", "flows.pipeline", check=False)
+        assert res.returncode == 2 and "another pipeline run is in progress (pid" in res.stderr
+        assert "Traceback" not in res.stderr and (ws / "dvc.lock").read_text() == lock_before
     finally:
         holder.kill()
 

@@ -89,11 +89,11 @@ def test_no_replay_leaves_the_new_skill_alone_and_unordered(two_skills):
     assert not mixed and [r["id"] for r in rows] == [r["id"] for r in data["b_train"]]
 
 
-def test_an_anchor_that_is_a_scored_question_is_refused(two_skills, tmp_path):
+def test_an_anchor_that_is_a_probe_or_skill_question_is_refused(two_skills, tmp_path):
     params, data = two_skills
     with open(params.replay.anchor_prompts, "a") as fh:
         fh.write(json.dumps({"id": "leak", "prompt": data["probe"][0]["prompt"]}) + "\n")
-    with pytest.raises(SdftError, match="leak.*also scored questions"):
+    with pytest.raises(SdftError, match="leak.*also prompts of a skill or probe"):
         load_anchors(params)
 
 

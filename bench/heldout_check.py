@@ -1,0 +1,54 @@
+"""Generalisation check (issue #12): params.yaml's defaults, unchanged, on two skills nobody tuned for.
+
+The skills live in bench/heldout_skills/ (a knowledge skill and a format skill, written for this check
+and never used to choose a setting). Each method learns them in sequence from the embedded base; the
+table gives each skill's held-out score before and right after it is learned, and the general probe.
+Pass: every skill > base + 25 points held-out, general probe down no more than the gate allows (3 points).
+
+Usage: python bench/heldout_check.py [--methods sdft,sft] [--workdir artifacts/heldout]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sdft.params import SkillSpec, load_params
+from sdft.sequence import learn_sequence
+
+HERE = Path(__file__).parent / "heldout_skills"
+SKILLS = {
+    "kelvara_facts": SkillSpec(name="kelvara_facts", path=str(HERE / "kelvara_facts.jsonl"), kind="knowledge",
+                               scorer="knowledge", after="base"),
+    "ans_format": SkillSpec(name="ans_format", path=str(HERE / "ans_format.jsonl"), kind="format", scorer="prefix",
+                            after="kelvara_facts"),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--methods", default="sdft,sft")
+    ap.add_argument("--workdir", default="artifacts/heldout")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    params.skills = SKILLS
+    rows = []
+    for method in args.methods.split(","):
+        result = learn_sequence(params, method, Path(args.workdir) / method)
+        base = result.rows[0]
+        for i, skill in enumerate(result.skills):
+            rows.append((method, skill, base[skill], result.rows[i + 1][skill]))
+        for probe in result.probes:
+            rows.append((method, probe, base[probe], result.rows[-1][probe]))
+    print("\n| method | skill | base | after learning (probe: at the end) | verdict |\n|---|---|---|---|---|")
+    for method, name, before, after in rows:
+        ok = (after - before >= -params.gate.max_general_drop) if name in params.probes else (after > before + 0.25)
+        print(f"| {method} | {name} | {100 * before:.1f} | {100 * after:.1f} | {'pass' if ok else 'FAIL'} |")
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    (Path(args.workdir) / "heldout.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

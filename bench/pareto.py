@@ -1,0 +1,95 @@
+"""Pareto comparison (issue #12): SDFT (params.yaml), SFT, and SFT with the same replay, each at several
+learning rates, on the whole bundled curriculum, as the SDFT paper and "RL's Razor" compare methods.
+
+x = mean held-out score on each new skill right after learning it; y = mean retention at the end (final
+score on every earlier skill and on the general probe). Prints the table, writes pareto.png and
+pareto.json to --workdir and logs both to MLflow (experiment `sdft-pareto`).
+
+Usage: python bench/pareto.py [--lrs 1e-4,2e-4,4e-4] [--methods sdft,sft,sft-replay] [--workdir artifacts/pareto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+from sdft.params import load_params
+from sdft.sequence import learn_sequence
+
+
+def variant(params, method: str, lr: float):
+    p = copy.deepcopy(params)
+    p.train.learning_rate = lr
+    if method == "sft":  # bare SFT: no replay
+        p.replay.prior_fraction = p.replay.anchor_fraction = 0.0
+    return p, ("sdft" if method == "sdft" else "sft")
+
+
+def point(result) -> tuple[float, float]:
+    skills, final = result.skills, result.rows[-1]
+    new = [result.rows[i + 1][s] for i, s in enumerate(skills)]
+    kept = [final[s] for s in skills[:-1]] + [final[p] for p in result.probes]
+    return sum(new) / len(new), sum(kept) / len(kept)
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for method in dict.fromkeys(p["method"] for p in points):
+        mine = sorted((p for p in points if p["method"] == method), key=lambda p: p["lr"])
+        ax.plot([100 * p["new"] for p in mine], [100 * p["retention"] for p in mine], "o-", label=method)
+        for p in mine:
+            ax.annotate(f"{p['lr']:.0e}", (100 * p["new"], 100 * p["retention"]), fontsize=7)
+    ax.set_xlabel("new skills, held-out (%)")
+    ax.set_ylabel("retention: earlier skills + general probe (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--lrs", default="1e-4,2e-4,4e-4")
+    ap.add_argument("--methods", default="sdft,sft,sft-replay")
+    ap.add_argument("--workdir", default="artifacts/pareto")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    done = workdir / "pareto.json"
+    points = json.loads(done.read_text()) if done.exists() else []  # a rerun continues where it stopped
+    for method in args.methods.split(","):
+        for lr in map(float, args.lrs.split(",")):
+            if any(p["method"] == method and p["lr"] == lr for p in points):
+                continue
+            p, train_method = variant(params, method, lr)
+            result = learn_sequence(p, train_method, workdir / f"{method}-lr{lr:g}")
+            new, retention = point(result)
+            points.append({"method": method, "lr": lr, "new": new, "retention": retention,
+                           "rows": result.rows, "train_seconds": result.train_seconds})
+            done.write_text(json.dumps(points, indent=2) + "\n")
+    plot(points, workdir / "pareto.png")
+    print("| method | lr | new skills held-out (%) | retention (%) | train s |\n|---|---|---|---|---|")
+    for p in points:
+        print(f"| {p['method']} | {p['lr']:g} | {100 * p['new']:.1f} | {100 * p['retention']:.1f} | {p['train_seconds']:.0f} |")
+    import mlflow
+
+    from sdft.registry import client
+
+    client()  # the project's tracking URI
+    mlflow.set_experiment("sdft-pareto")
+    with mlflow.start_run(run_name="pareto"):
+        mlflow.log_artifact(str(workdir / "pareto.png"))
+        mlflow.log_artifact(str(done))
+
+
+if __name__ == "__main__":
+    main()
