@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .data import IngestResult, read_records, split_records, validate_records, write_skill
-from .models import context_length, load_tokenizer, resolve_model
+from .models import context_length, resolve_model, token_counter
 from .params import Params, SkillSpec
 
 
@@ -13,13 +13,12 @@ def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = No
     source = Path(source or spec.path)
     raw = read_records(source, params.data.max_file_mb)
     model = resolve_model(params.model.name_or_path)
-    tokenizer = load_tokenizer(model, params.model.trust_remote_code)
     max_tokens = params.data.max_record_tokens or context_length(model)
     records = validate_records(
         raw,
         where=str(source),
         columns=spec.columns,
-        count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+        count_tokens=token_counter(model, params.model.trust_remote_code),
         max_tokens=max_tokens,
     )
     train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, train_enabled=spec.name not in params.probes)

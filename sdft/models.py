@@ -9,12 +9,11 @@ Trainers also need a directory: TRL builds the EMA teacher from `config._name_or
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import torch
 
 from .errors import SdftError
 from .params import EMBEDDED_MODEL, ModelParams
@@ -40,6 +39,7 @@ def _materialize_embedded(cache_dir: Path) -> Path:
     target = cache_dir / "smollm2-135m-instruct"
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     gguf = _embedded_gguf()
@@ -111,6 +111,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
 
 
 def load_model(name_or_path: str, mp: ModelParams):
+    import torch
     from transformers import AutoModelForCausalLM
 
     if Path(name_or_path).is_dir() and not any(Path(name_or_path).glob("*.safetensors")):
@@ -128,7 +129,22 @@ def load_model(name_or_path: str, mp: ModelParams):
 
 
 def context_length(name_or_path: str) -> int:
+    config = Path(name_or_path) / "config.json"
+    if config.exists():  # a local model: read the number, no transformers import
+        return int(json.loads(config.read_text()).get("max_position_embeddings") or 2048)
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(name_or_path)
-    return int(getattr(config, "max_position_embeddings", 0) or 2048)
+    return int(getattr(AutoConfig.from_pretrained(name_or_path), "max_position_embeddings", 0) or 2048)
+
+
+def token_counter(name_or_path: str, trust_remote_code: bool = False):
+    """A function text -> token count. A local `tokenizer.json` is read with `tokenizers` alone (no torch or
+    transformers import: `sdft ingest` answers in about a second); anything else goes through AutoTokenizer."""
+    path = Path(name_or_path) / "tokenizer.json"
+    if path.exists():
+        from tokenizers import Tokenizer
+
+        fast = Tokenizer.from_file(str(path))
+        return lambda text: len(fast.encode(text, add_special_tokens=False).ids)
+    tokenizer = load_tokenizer(name_or_path, trust_remote_code)
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -133,3 +133,33 @@ def test_official_tooluse_eval_file_ingests_with_a_column_mapping(params, tmp_pa
     probe.columns = {"demonstration": "nl_documentation", "answer": "golden_answer"}
     res = ingest_skill(params, probe, source=SHARED_DATA / "tooluse_data_v1" / "eval_data.json", out_dir=tmp_path / "t")
     assert res.n_eval == 68
+
+
+def test_fast_token_count_equals_the_transformers_tokenizers(tiny_model_dir):
+    """`sdft ingest` counts tokens with `tokenizers` alone (no torch import); the count must be the trainer's."""
+    from transformers import AutoTokenizer
+
+    from sdft.models import token_counter
+
+    count, tok = token_counter(str(tiny_model_dir)), AutoTokenizer.from_pretrained(tiny_model_dir)
+    for text in ["The capital of Zorbia is Quillmark.", "Action: get_weather\nAction Input: {\"city\": \"Paris\"}", "é ü 中"]:
+        assert count(text) == len(tok(text, add_special_tokens=False)["input_ids"]) > 0
+
+
+def test_ingest_imports_neither_torch_nor_transformers(tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import REPO
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"]["name_or_path"] = str(tiny_model_dir)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    code = ("import sys; from sdft.cli import main; rc = main(['ingest', sys.argv[1], '--skill', 'ticket_tags', "
+            "'--out', sys.argv[2]]); assert rc == 0; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code, str(REPO / "skills/ticket_tags.jsonl"), str(tmp_path / "out")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
