@@ -195,14 +195,14 @@ def test_dvc_push_and_pull_work_with_the_configured_local_remote(learned_two):
 
 
 def test_impossible_gate_keeps_the_champion_and_says_why(tmp_path, tiny_model_dir):
-    """`dvc repro` as a user runs it, with skill b's gate made impossible (minimum score above 100%)."""
-    ws = make_workspace(tmp_path / "ws", tiny_model_dir, gate_b={"min_new_score": 1.01})
+    """`dvc repro` as a user runs it, with skill b's gate made impossible for the tiny model (minimum score 100%)."""
+    ws = make_workspace(tmp_path / "ws", tiny_model_dir, gate_b={"min_new_score": 1.0})
     sh(ws, sys.executable, "-m", "dvc", "repro")
     assert versions(ws) == {"champion": "1", "previous-champion": None, "candidate": "2"}
     assert registry_state(ws)["candidate"].tags["gate"] == "fail"
     verdict = json.loads((ws / "artifacts/gate/facts_b/verdict.json").read_text())
     assert verdict["passed"] is False
-    assert any("below the minimum 101.0" in r for r in verdict["reasons"])
+    assert any("below the minimum 100.0" in r for r in verdict["reasons"])
     assert (ws / "artifacts/registry/facts_b.gate").read_text().strip() == "fail"
     refused = sh(ws, sys.executable, "-m", "sdft", "promote", "--version", "2", check=False)
     assert refused.returncode == 2 and "failed its regression gate" in refused.stderr
