@@ -110,7 +110,9 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_model(name_or_path: str, mp: ModelParams):
+def load_model(name_or_path: str, mp: ModelParams, for_training: bool = False):
+    """`model.dtype` for inference; for training always fp32 master weights (bf16/fp16 become autocast,
+    `sdft.recipes.common.precision_kwargs`), so small updates are not rounded away."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -120,7 +122,8 @@ def load_model(name_or_path: str, mp: ModelParams):
                         fix="convert the weights with `model.save_pretrained(dir)` (safetensors by default); " + RESTORE_FIX)
     try:
         return AutoModelForCausalLM.from_pretrained(
-            name_or_path, dtype=getattr(torch, mp.dtype), trust_remote_code=mp.trust_remote_code, use_safetensors=True
+            name_or_path, dtype=torch.float32 if for_training else getattr(torch, mp.dtype),
+            trust_remote_code=mp.trust_remote_code, use_safetensors=True
         )
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for a truncated file
         if isinstance(exc, SdftError):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import set_seed
 
 from .data import load_meta, load_split
@@ -40,8 +41,6 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
     transformers hides NaN/inf steps as 0.0 in its logs unless `logging_nan_inf_filter` is off (the
     recipes turn it off), so a diverged run used to print "loss 5.9 -> 0.0000" and pass.
     """
-    import torch
-
     for row in log_history:
         for key in ("loss", "grad_norm"):
             value = row.get(key)
@@ -75,7 +74,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     model_path = resolve_model(base_model)
     tokenizer = load_tokenizer(model_path, params.model.trust_remote_code)
     set_seed(params.train.seed)
-    model = load_model(model_path, params.model)
+    model = load_model(model_path, params.model, for_training=True)
 
     out_dir = Path(out_dir)
     tmp = staging_dir(out_dir)  # refuses a folder the pipeline did not write, before any training
@@ -94,7 +93,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             trainer.engine.close()  # its memory is the checkpoint writer's now
         elif method == "sdft":
             rollouts = {"rollout_engine": "hf"}
-        final = merged(trainer.model)
+        final = merged(trainer.model).to(getattr(torch, params.model.dtype))  # saved in the serving dtype
         curve = loss_curve(trainer.state.log_history)
         check_finite(trainer.state.log_history, final, skill_name)
         checkpoint = tmp / "model"

@@ -7,11 +7,25 @@ from typing import Any
 
 import torch
 
-from ..params import TrainParams
+from ..errors import SdftError
+from ..params import ModelParams, TrainParams
 
 
-def training_kwargs(tp: TrainParams, out_dir: Path) -> dict[str, Any]:
+def precision_kwargs(mp: ModelParams) -> dict[str, bool]:
+    """`model.dtype` for training: fp32 master weights (`sdft.models.load_model(for_training=True)`) with bf16/fp16
+    autocast, never an optimizer stepping half-precision weights directly."""
+    if mp.dtype == "float16" and not torch.cuda.is_available():
+        raise SdftError("`model.dtype: float16` trains with fp16 autocast, which needs a CUDA GPU; none is visible.",
+                        where="params.yaml: model.dtype", fix="use `bfloat16` (CPU autocast) or `float32` on this machine.")
+    kwargs = {"bf16": mp.dtype == "bfloat16", "fp16": mp.dtype == "float16"}
+    if kwargs["bf16"] and not torch.cuda.is_available():
+        kwargs["use_cpu"] = True  # transformers takes bf16 autocast on a CPU only when told it is one
+    return kwargs
+
+
+def training_kwargs(tp: TrainParams, out_dir: Path, mp: ModelParams) -> dict[str, Any]:
     return dict(
+        **precision_kwargs(mp),
         output_dir=str(out_dir),
         learning_rate=tp.learning_rate,
         num_train_epochs=tp.num_train_epochs,
@@ -29,7 +43,6 @@ def training_kwargs(tp: TrainParams, out_dir: Path) -> dict[str, Any]:
         save_strategy="no",  # `sdft.train` writes the one checkpoint that matters, atomically
         report_to="none",  # MLflow logging is the pipeline's job, with lineage tags
         dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=False,
     )
 
 

@@ -32,7 +32,7 @@ def build_config(params: Params, skill: SkillSpec, out_dir: Path):
     tp, sp = params.train, params.sdft
     # Every SDFT knob is set explicitly: TRL's own defaults (base teacher, top-k JSD) differ from the paper.
     return SDFTConfig(
-        **training_kwargs(tp, out_dir),
+        **training_kwargs(tp, out_dir, params.model),
         max_prompt_length=tp.max_prompt_length,
         max_completion_length=tp.max_completion_length,
         num_generations=sp.num_generations,

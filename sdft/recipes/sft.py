@@ -15,7 +15,7 @@ def build_config(params: Params, out_dir: Path):
 
     tp = params.train
     return SFTConfig(
-        **training_kwargs(tp, out_dir),
+        **training_kwargs(tp, out_dir, params.model),
         max_length=tp.max_prompt_length + tp.max_completion_length,
         completion_only_loss=True,  # the loss covers the demonstration, never the prompt
         packing=False,
