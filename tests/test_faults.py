@@ -55,8 +55,15 @@ def project(tmp_path, tiny_model_dir) -> Path:
 # ---------------------------------------------------------------- hostile names and paths
 
 
-@pytest.mark.parametrize("name", ["../../skills", "..", "a/b", "skills/../..", "/tmp", "base", "", "a b", "é"])
+@pytest.mark.parametrize("name", ["../../skills", "..", "a/b", "skills/../..", "ABSOLUTE", "base", "", "a b", "é"])
 def test_hostile_skill_name_is_refused_and_deletes_nothing(project, name):
+    # An absolute name points at a folder *inside this test's own tmp dir*: run against a regressed
+    # (or the pre-fix) implementation, this test must only ever destroy its own scratch files.
+    if name == "ABSOLUTE":
+        victim = project / "victim"
+        victim.mkdir()
+        (victim / "keep.txt").write_text("keep")
+        name = str(victim)
     before = snapshot(project)
     res = run_cli(project, "ingest", "skills/facts.jsonl", "--skill", name)
     assert res.returncode == 2 and "--skill" in res.stderr and "letters, digits" in res.stderr
