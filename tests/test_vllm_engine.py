@@ -34,7 +34,7 @@ def vllm_model_dir(tmp_path_factory):
 def vparams(params, vllm_model_dir):
     params.model.name_or_path = str(vllm_model_dir)
     params.rollout.engine = "vllm"
-    params.train.max_prompt_length = 64
+    params.train.max_prompt_length = 192  # the teacher view (demonstration in context) must fit uncut
     return params
 
 
