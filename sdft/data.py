@@ -159,6 +159,11 @@ def prompt_text(prompt: str | list[dict]) -> str:
     return "\n".join(m["content"] for m in prompt)
 
 
+def prompt_key(prompt: str | list[dict]) -> str:
+    """What makes two prompts "the same question": text, case and spacing aside."""
+    return " ".join(prompt_text(prompt).split()).lower()
+
+
 def _normalize(raw: Any, index: int, columns: dict[str, str], where: str) -> dict[str, Any]:
     rec_where = f"{where}, record {index + 1}"
     if not isinstance(raw, dict):
@@ -230,7 +235,7 @@ def validate_records(
                 where=where,
                 fix="give every record a unique id.",
             )
-        key = " ".join(prompt_text(rec["prompt"]).split()).lower()
+        key = prompt_key(rec["prompt"])
         if key in seen_prompts:
             raise SdftError(
                 f"record {i} repeats the prompt of record {seen_prompts[key]}.",

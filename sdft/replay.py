@@ -19,7 +19,7 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from .data import load_split, prompt_text, read_records, validate_records
+from .data import load_split, prompt_key, read_records, validate_records
 from .errors import SdftError
 from .params import Params
 
@@ -34,10 +34,6 @@ def _cycle(rows: list[dict], rng: random.Random) -> Iterator[dict]:
         order = rows[:]
         rng.shuffle(order)
         yield from order
-
-
-def _key(prompt) -> str:
-    return " ".join(prompt_text(prompt).split()).lower()
 
 
 def load_anchors(params: Params) -> list[dict]:
@@ -56,9 +52,9 @@ def load_anchors(params: Params) -> list[dict]:
     for name in [*params.skills, *params.probes]:
         spec = params.skill(name)
         column = spec.columns.get("prompt", "prompt")
-        scored |= {_key(r[column]) for r in read_records(spec.path, params.data.max_file_mb)
+        scored |= {prompt_key(r[column]) for r in read_records(spec.path, params.data.max_file_mb)
                    if isinstance(r, dict) and r.get(column)}
-    leaked = [a["id"] for a in anchors if _key(a["prompt"]) in scored]
+    leaked = [a["id"] for a in anchors if prompt_key(a["prompt"]) in scored]
     if leaked:
         raise SdftError(f"anchor prompts {leaked[:5]} are also prompts of a skill or probe: training on them "
                         "would hide forgetting from the gate (or teach a skill's eval question).",

@@ -54,9 +54,8 @@ def build_config(params: Params, skill: SkillSpec, out_dir: Path):
 def check_teacher_views(rows: list[dict], tokenizer, max_prompt_length: int, skill: str) -> None:
     """TRL left-truncates every prompt at `max_prompt_length`: a teacher view cut there would lose the start of
     its demonstration without a word. Refuse instead, naming the record and the fix."""
-    for i, row in enumerate(rows):
-        view = row["privileged_context"]
-        text = render_prompt(view, tokenizer)
+    for row in rows:
+        text = render_prompt(row["privileged_context"], tokenizer)
         n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
         if n > max_prompt_length:
             raise SdftError(

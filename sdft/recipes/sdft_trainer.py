@@ -70,14 +70,14 @@ class PipelineSDFTTrainer(SDFTTrainer):
         device = batch["completion_ids"].device
         batch["anchor_mask"] = torch.tensor([ex.get("source") == "anchor" for ex in inputs], device=device)
         if self.sft_weight > 0:
-            batch.update(self._sft_tensors(inputs, device))
+            batch.update(self._sft_tensors(inputs, batch["prompt_ids"], batch["prompt_mask"], device))
         return batch
 
-    def _sft_tensors(self, inputs, device) -> dict[str, torch.Tensor]:
-        """Student prompt + demonstration + EOS per row; the label mask covers the demonstration and EOS."""
-        prompt_ids = self._tokenize_prompts([ex["prompt"] for ex in inputs])
+    def _sft_tensors(self, inputs, prompt_ids, prompt_mask, device) -> dict[str, torch.Tensor]:
+        """Student prompt (the batch's own tokens, padding dropped) + demonstration + EOS per row; the label mask
+        covers the demonstration and EOS."""
         ids, labels = [], []
-        for p_ids, ex in zip(prompt_ids, inputs, strict=True):
+        for p_ids, ex in zip((row[m.bool()].tolist() for row, m in zip(prompt_ids, prompt_mask)), inputs, strict=True):
             demo = ex.get("demonstration") or ""
             d_ids = self._tokenizer(demo, add_special_tokens=False)["input_ids"] + [self._tokenizer.eos_token_id] if demo else []
             ids.append(torch.tensor(list(p_ids) + d_ids))
