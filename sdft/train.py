@@ -61,29 +61,36 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
         )
 
 
+def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_model: str, work_dir: Path):
+    """The recipe's trainer, ready to `.train()`, on the replay mixture around `records` (also what
+    bench/gpu_check.py times). Returns (trainer, training rows)."""
+    method = params.train.method
+    model_path = resolve_model(base_model)
+    tokenizer = load_tokenizer(model_path, params.model.trust_remote_code)
+    set_seed(params.train.seed)
+    model = load_model(model_path, params.model, for_training=True)
+    rows, mixed = training_rows(params, skill_name, records)
+    if method == "sft" and any(r["source"] == "anchor" for r in rows):
+        rows = with_parent_answers(rows, model, tokenizer, params)
+    trainer = RECIPES[method].build_trainer(params, params.skill(skill_name), rows, model, tokenizer, work_dir, mixed=mixed)
+    return trainer, rows
+
+
 def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_model: str, out_dir: str | Path) -> dict:
     if skill_name not in params.skills:
         raise SdftError(f"{skill_name!r} is not a skill under `skills:` in params.yaml (probes are never trained).",
                         fix="add it under `skills:`.")
-    skill = params.skill(skill_name)
     method = params.train.method
     if method not in RECIPES:
         raise SdftError(f"unknown train.method {method!r}.", where="params.yaml", fix=f"use one of {sorted(RECIPES)}.")
     records = load_split(data_dir, "train")
     meta = load_meta(data_dir)
-    model_path = resolve_model(base_model)
-    tokenizer = load_tokenizer(model_path, params.model.trust_remote_code)
-    set_seed(params.train.seed)
-    model = load_model(model_path, params.model, for_training=True)
-
     out_dir = Path(out_dir)
     tmp = staging_dir(out_dir)  # refuses a folder the pipeline did not write, before any training
     try:
         start = time.perf_counter()
-        rows, mixed = training_rows(params, skill_name, records)
-        if method == "sft" and any(r["source"] == "anchor" for r in rows):
-            rows = with_parent_answers(rows, model, tokenizer, params)
-        trainer = RECIPES[method].build_trainer(params, skill, rows, model, tokenizer, tmp / "trainer", mixed=mixed)
+        trainer, rows = prepare_trainer(params, skill_name, records, base_model, tmp / "trainer")
+        tokenizer = trainer.processing_class
         trainer.train()
         seconds = time.perf_counter() - start
         # SDFT samples rollouts (SFT does not): which engine did, and for vLLM what the weight syncs cost.

@@ -168,6 +168,25 @@ def test_the_parent_stays_frozen_while_the_student_trains(two_skills, tiny_model
     assert any(not torch.equal(student[k], initial[k]) for k in initial)
 
 
+def test_under_bfloat16_the_parent_runs_in_the_same_autocast_as_the_teacher(two_skills, tiny_model_dir, tmp_path):
+    """A parent left outside accelerate's autocast ran anchors in fp32 (twice the memory traffic on a GPU)."""
+    params, data = two_skills
+    params.model.dtype, params.replay.anchor_fraction = "bfloat16", 0.25
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+    trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path)
+    ids = torch.tensor([tok("Say hello.", add_special_tokens=False)["input_ids"]])
+    dtypes = {}
+    for name in ("teacher_model", "parent_model"):  # inside the model: accelerate casts the outputs back to fp32
+        model = getattr(trainer, name)
+        layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        hook = layer.register_forward_hook(lambda mod, args, out, name=name: dtypes.__setitem__(name, out.dtype))
+        with torch.no_grad():
+            model(input_ids=ids)
+        hook.remove()
+    assert dtypes == {"teacher_model": torch.bfloat16, "parent_model": torch.bfloat16}
+    assert {p.dtype for p in trainer.parent_model.parameters()} == {torch.float32}  # weights stay full precision
+
+
 def independent_nll(model, tok, records) -> torch.Tensor:
     """Mean -log p(demonstration + EOS | chat-rendered prompt) over every demonstration token of the batch."""
     total, count = 0.0, 0

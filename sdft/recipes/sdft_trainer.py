@@ -57,7 +57,8 @@ class PipelineSDFTTrainer(SDFTTrainer):
         self.disagreement_power = disagreement_power
         self.sft_weight = sft_weight
         if self.parent_model is not None:
-            self.parent_model.to(self.accelerator.device)
+            # As TRL prepares its teacher: on the student's device, and under the same autocast (bf16/fp16).
+            self.parent_model = self.accelerator.prepare_model(self.parent_model, evaluation_mode=True)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
