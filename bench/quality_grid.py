@@ -66,6 +66,10 @@ SETTINGS: dict[str, dict] = {
     "sdft-replay": {"replay.prior_fraction": 0.25, "replay.anchor_fraction": 0.125, "sdft.sft_weight": 0.1},
     "sdft-replay-anchor2": {"replay.prior_fraction": 0.25, "replay.anchor_fraction": 0.25, "sdft.sft_weight": 0.1},
     "sft-replay": {"train.method": "sft", "replay.prior_fraction": 0.25, "replay.anchor_fraction": 0.125},
+    # Session 5, params.yaml (prior 0.25, anchor 0.25, sft_weight 0.1) underneath: more anchoring, a stronger SFT term.
+    "sdft-anchor0.5": {"replay.anchor_fraction": 0.5},
+    "sdft-sftw0.3": {"sdft.sft_weight": 0.3},
+    "sdft-anchor0.5-sftw0.3": {"replay.anchor_fraction": 0.5, "sdft.sft_weight": 0.3},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 

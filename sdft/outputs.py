@@ -8,6 +8,7 @@ skill called `../../skills`, or any path outside the output folders is refused, 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,11 +19,51 @@ from .errors import SdftError
 MARKER = ".sdft-output"
 
 
+# In every temporary folder: "<pid> <target name>". A killed stage leaves its temporary folder behind; the
+# next run for the same target removes those whose process is gone (and never one a live process owns).
+OWNER = ".sdft-owner"
+
+
 def staging_dir(out_dir: Path) -> Path:
     """A fresh temporary folder beside `out_dir` (same filesystem, so the final move is a rename)."""
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    remove_stale_temporaries(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    _claim(tmp, out_dir)
+    return tmp
+
+
+def _claim(folder: Path, target: Path) -> None:
+    (folder / OWNER).write_text(f"{os.getpid()} {target.name}\n", encoding="utf-8")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Temporary folders for `out_dir` left by a killed run (their owner process is gone)."""
+    removed = []
+    for folder in out_dir.parent.glob(f".{out_dir.name}-*"):
+        owner = folder / OWNER
+        if not owner.is_file():
+            continue
+        try:
+            pid, name = owner.read_text(encoding="utf-8").split()
+            pid = int(pid)
+        except ValueError:
+            continue
+        if name == out_dir.name and not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def check_replaceable(out_dir: Path) -> None:
@@ -64,8 +105,41 @@ def publish_dir(tmp: Path, out_dir: Path) -> Path:
     if out_dir.exists():
         # Move the old output aside first: between the two renames nothing is half-written.
         old = out_dir.with_name(f".{out_dir.name}-old-{tmp.name}")
+        _claim(out_dir, out_dir)  # if killed before the rmtree below, the next run removes it
         out_dir.rename(old)
+    (tmp / OWNER).unlink(missing_ok=True)
     tmp.rename(out_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def resume_dir(checkpoint: Path) -> Path:
+    """Mid-run training state of a checkpoint, beside it (not a DVC output: it never enters a hash)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.name}.resume")
+
+
+def open_resume_dir(checkpoint: Path, fingerprint: str) -> tuple[Path, Path | None]:
+    """The resume folder of `checkpoint` and the newest *complete* mid-run checkpoint in it, or None.
+
+    State from another run (other params, data or base model: another `fingerprint`) is cleared, never
+    resumed. transformers writes `trainer_state.json` last (the EMA teacher goes first, sdft_trainer.py),
+    so a checkpoint folder without it was cut by a kill and is dropped.
+    """
+    folder = resume_dir(checkpoint)
+    check_replaceable(folder)
+    stamp = folder / "fingerprint"
+    if folder.exists() and (not stamp.is_file() or stamp.read_text(encoding="utf-8") != fingerprint):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by sdft; safe for sdft to replace\n", encoding="utf-8")
+    if not stamp.is_file():
+        write_file_atomic(stamp, fingerprint)
+    done = []
+    for ckpt in folder.glob("checkpoint-*"):
+        if (ckpt / "trainer_state.json").is_file():
+            done.append(ckpt)
+        else:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return folder, max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]), default=None)

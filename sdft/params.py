@@ -109,6 +109,9 @@ class TrainParams:
     max_completion_length: int = within(1, default=256)
     seed: int = within(0, default=42)
     logging_steps: int = within(1, default=1)
+    # Mid-run checkpoints (weights, optimizer, scheduler, RNG, EMA teacher) every N optimizer steps, beside the
+    # checkpoint in `<checkpoint>.resume/`: a killed train stage continues from the last one. 0 = off.
+    save_steps: int = within(0, default=25)
     lora: LoraParams = field(default_factory=LoraParams)
 
 

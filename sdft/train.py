@@ -6,6 +6,7 @@ checkpoint layout are the same for both, so every comparison is one parameter aw
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -18,7 +19,7 @@ from transformers import set_seed
 
 from .data import load_meta, load_split
 from .errors import SdftError
-from .outputs import publish_dir, staging_dir, train_metrics_file, write_file_atomic
+from .outputs import open_resume_dir, publish_dir, staging_dir, train_metrics_file, write_file_atomic
 from .models import load_model, load_tokenizer, resolve_model
 from .params import Params, to_dict
 from .replay import training_rows, with_parent_answers
@@ -61,6 +62,16 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
         )
 
 
+def run_fingerprint(params: Params, skill_name: str, meta: dict, base_model: str) -> str:
+    """What a mid-run checkpoint belongs to: resumed only by a run with the same params, data and base model
+    (a base folder is identified by its files' names, sizes and mtimes: a retrained parent changes it)."""
+    base = Path(resolve_model(base_model))
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in base.iterdir() if f.is_file()) if base.is_dir() else []
+    blob = json.dumps({"params": to_dict(params), "skill": skill_name, "data": meta["sha256"],
+                       "base": str(base), "base_files": files}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_model: str, work_dir: Path):
     """The recipe's trainer, ready to `.train()`, on the replay mixture around `records` (also what
     bench/gpu_check.py times). Returns (trainer, training rows)."""
@@ -87,11 +98,17 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     meta = load_meta(data_dir)
     out_dir = Path(out_dir)
     tmp = staging_dir(out_dir)  # refuses a folder the pipeline did not write, before any training
+    resume_from = None
     try:
         start = time.perf_counter()
-        trainer, rows = prepare_trainer(params, skill_name, records, base_model, tmp / "trainer")
+        work_dir = tmp / "trainer"
+        if params.train.save_steps:  # mid-run state survives a kill, in <checkpoint>.resume/
+            work_dir, resume_from = open_resume_dir(out_dir, run_fingerprint(params, skill_name, meta, base_model))
+        trainer, rows = prepare_trainer(params, skill_name, records, base_model, work_dir)
         tokenizer = trainer.processing_class
-        trainer.train()
+        if resume_from is not None:
+            print(f"resuming {skill_name} from step {resume_from.name.rsplit('-', 1)[1]} ({resume_from})", flush=True)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         seconds = time.perf_counter() - start
         # SDFT samples rollouts (SFT does not): which engine did, and for vLLM what the weight syncs cost.
         rollouts = {}
@@ -114,6 +131,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "n_train": len(records),
             "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
+            "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
             "train_seconds": round(seconds, 2),
             "loss_first": curve[0] if curve else None,
             "loss_last": curve[-1] if curve else None,
@@ -124,6 +142,8 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         }
         publish_dir(checkpoint, out_dir)  # the checkpoint appears whole, or not at all
         write_file_atomic(train_metrics_file(out_dir), json.dumps(metrics, indent=2, default=str) + "\n")
+        if params.train.save_steps:
+            shutil.rmtree(work_dir, ignore_errors=True)  # the run is done: nothing left to resume
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return metrics

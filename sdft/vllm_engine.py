@@ -105,17 +105,20 @@ class VLLMEngine:
         from vllm.inputs import TokensPrompt
 
         # Keep the prompt's end, as the trainer does, when prompt + answer would not fit.
-        keep = self.max_model_len - (sampling.max_tokens or 1)
+        first = sampling[0] if isinstance(sampling, list) else sampling  # one per prompt, or one for all
+        keep = self.max_model_len - (first.max_tokens or 1)
         prompts = [TokensPrompt(prompt_token_ids=ids[-keep:]) for ids in prompt_ids]
         return self.llm.generate(prompts, sampling, use_tqdm=False)
 
     def generate_ids(self, prompt_ids: list[list[int]], max_tokens: int, temperature: float = 1.0,
                      top_p: float | None = None, top_k: int | None = None, min_p: float | None = None,
-                     repetition_penalty: float | None = None, stop_token_ids: list[int] | None = None) -> list[list[int]]:
-        """One sampled completion per prompt, its stop (EOS) token included, like the HF rollout."""
+                     repetition_penalty: float | None = None, stop_token_ids: list[int] | None = None,
+                     seeds: list[int] | None = None) -> list[list[int]]:
+        """One sampled completion per prompt, its stop (EOS) token included, like the HF rollout. `seeds`: one per
+        prompt, so a completion does not depend on what the engine sampled before it."""
         from vllm import SamplingParams
 
-        sampling = SamplingParams(
+        sampling = dict(
             n=1,
             max_tokens=max_tokens,
             temperature=temperature,
@@ -125,7 +128,8 @@ class VLLMEngine:
             repetition_penalty=1.0 if repetition_penalty is None else repetition_penalty,
             stop_token_ids=stop_token_ids,
         )
-        return [list(out.outputs[0].token_ids) for out in self._run(prompt_ids, sampling)]
+        per_prompt = [SamplingParams(**sampling, seed=seed) for seed in seeds] if seeds else SamplingParams(**sampling)
+        return [list(out.outputs[0].token_ids) for out in self._run(prompt_ids, per_prompt)]
 
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]:
         """Greedy answers, prompts rendered and decoded exactly as `HFGenerator` does."""

@@ -372,3 +372,82 @@ def test_a_stage_dies_with_the_process_that_started_it(tmp_path):
         raise AssertionError("the child outlived its parent")
     finally:
         parent.kill()
+
+
+# ---------------------------------------------------------------- resume after SIGKILL
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.fixture
+def resumable(project):
+    """The project with mid-run checkpoints every 2 steps, anchors on (the frozen parent is rebuilt on resume)."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    (project / "skills" / "anchor_prompts.jsonl").write_text((REPO / "skills" / "anchor_prompts.jsonl").read_text())
+    params["train"].update(save_steps=2, per_device_train_batch_size=4, max_completion_length=12,
+                           learning_rate=3e-3, num_train_epochs=100)
+    params["replay"].update(prior_fraction=0.0, anchor_fraction=0.25)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert run_cli(project, "ingest", "skills/facts.jsonl", "--skill", "facts").returncode == 0
+    return project
+
+
+def test_a_killed_training_resumes_from_its_last_checkpoint_and_ends_with_the_same_weights(resumable, tiny_model_dir):
+    import signal
+    import time
+
+    import torch
+
+    train = ["train", "--skill", "facts", "--base", str(tiny_model_dir), "--max-steps", "12"]
+    whole = run_cli(resumable, *train, "--out", "ckpt_whole")
+    assert whole.returncode == 0, whole.stderr
+    assert not (resumable / "ckpt_whole.resume").exists()  # a finished run leaves no resume state
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.Popen([*SDFT, *train, "--out", "ckpt_cut"], cwd=resumable, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = resumable / "ckpt_cut.resume" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 240
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (resumable / "ckpt_cut").exists()
+    assert list(resumable.glob(".ckpt_cut-*")), "the killed run's temporary folder is what the rerun must clear"
+
+    again = run_cli(resumable, *train, "--out", "ckpt_cut")
+    assert again.returncode == 0, again.stderr
+    metrics = json.loads((resumable / "ckpt_cut.train_metrics.json").read_text())
+    assert 2 <= metrics["resumed_from_step"] < 12 and metrics["steps"] == 12
+    assert f"resuming facts from step {metrics['resumed_from_step']}" in again.stdout
+    a, b = _weights(resumable / "ckpt_whole"), _weights(resumable / "ckpt_cut")
+    # Same seed, same CPU: the resumed run samples the same rollouts and takes the same steps.
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+    assert not list(resumable.glob(".ckpt_cut-*")) and not (resumable / "ckpt_cut.resume").exists()
+
+
+def test_resume_state_of_another_run_or_a_cut_checkpoint_is_never_resumed(tmp_path):
+    from sdft.outputs import open_resume_dir
+
+    ckpt = tmp_path / "ckpt"
+    folder, latest = open_resume_dir(ckpt, "run-a")
+    assert latest is None
+    for step, complete in ((2, True), (4, True), (6, False)):  # step 6 was cut mid-save by a kill
+        (folder / f"checkpoint-{step}").mkdir()
+        if complete:
+            (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    folder, latest = open_resume_dir(ckpt, "run-a")
+    assert latest.name == "checkpoint-4" and not (folder / "checkpoint-6").exists()
+    folder, latest = open_resume_dir(ckpt, "run-b")  # other params, data or base model
+    assert latest is None and not list(folder.glob("checkpoint-*"))
+    user = tmp_path / "mine.resume"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep")
+    with pytest.raises(SdftError, match="did not write"):
+        open_resume_dir(tmp_path / "mine", "run-a")
+    assert (user / "notes.txt").read_text() == "keep"

@@ -40,7 +40,11 @@ def training_kwargs(tp: TrainParams, out_dir: Path, mp: ModelParams) -> dict[str
         data_seed=tp.seed,
         logging_steps=tp.logging_steps,
         logging_nan_inf_filter=False,  # a NaN step must show as NaN (sdft.train refuses the checkpoint), not 0.0
-        save_strategy="no",  # `sdft.train` writes the one checkpoint that matters, atomically
+        # Mid-run checkpoints only for resuming (sdft.train keeps the newest complete one); the checkpoint that
+        # matters is written by sdft.train, atomically.
+        save_strategy="steps" if tp.save_steps else "no",
+        save_steps=tp.save_steps or 500,
+        save_total_limit=1,
         report_to="none",  # MLflow logging is the pipeline's job, with lineage tags
         dataloader_pin_memory=torch.cuda.is_available(),
     )

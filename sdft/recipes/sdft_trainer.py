@@ -12,11 +12,15 @@
    detached, so a token's gradient is scaled but never reversed. g = 0 is TRL's (the paper's) plain mean.
 3. **An SFT term** (`sdft.sft_weight` = lambda > 0): lambda * NLL of the demonstration given the prompt
    (token mean over the batch's demonstration tokens), on the rows that have one.
+
+And the EMA teacher is part of a mid-run checkpoint (`train.save_steps`), so a resumed run continues with
+the same teacher, not a fresh copy of the base (TRL saves only the student).
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +31,8 @@ from trl.experimental.sdft.loss_utils import (
 )
 from trl.experimental.sdft.sdft_trainer import DemonstrationTeacherContextBuilder
 from trl.trainer.utils import pad
+
+TEACHER_FILE = "sdft_teacher.safetensors"
 
 
 def disagreement_weights(per_token_div: torch.Tensor, loss_mask: torch.Tensor, power: float) -> torch.Tensor:
@@ -63,6 +69,26 @@ class PipelineSDFTTrainer(SDFTTrainer):
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
             self._signature_columns = ["prompt", "privileged_context", "demonstration", "source"]
+
+    # ------------------------------------------------------------ mid-run checkpoints: the teacher too
+
+    def _save_checkpoint(self, model, trial):
+        # Written before transformers' files: its trainer_state.json comes last and marks the folder complete.
+        if self.args.should_save and self.teacher_model is not None:
+            from safetensors.torch import save_model
+
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            save_model(self.accelerator.unwrap_model(self.teacher_model), str(folder / TEACHER_FILE))
+        super()._save_checkpoint(model, trial)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = Path(resume_from_checkpoint) / TEACHER_FILE
+        if self.teacher_model is not None and path.is_file():
+            from safetensors.torch import load_model
+
+            load_model(self.accelerator.unwrap_model(self.teacher_model), str(path))
 
     # ------------------------------------------------------------ batch: anchor rows, SFT targets
 

@@ -45,6 +45,8 @@ class VLLMRolloutSDFTTrainer(PipelineSDFTTrainer):
             min_p=args.min_p,
             repetition_penalty=args.repetition_penalty,
             stop_token_ids=self.eos_token_ids,
+            # One seed per request, from (seed, step, row): a run resumed mid-way samples what it would have.
+            seeds=[hash((args.seed, self.state.global_step, i)) % 2**31 for i in range(len(prompt_ids))],
         )
         self.rollout_seconds.append(time.perf_counter() - start)
         return prompt_ids, completions
