@@ -95,6 +95,23 @@ def test_disagreement_power_weights_each_token_by_its_divergence(params, tiny_mo
     assert weighted > independent_loss(tiny_model_dir, tok, records, completions, skip=3) + 1e-4
 
 
+def test_weighted_loss_computes_the_vocabulary_divergence_once_per_step(params, tiny_model_dir, tmp_path, monkeypatch):
+    import trl.experimental.sdft.sdft_trainer as trl_sdft
+
+    import sdft.recipes.sdft_trainer as ours
+
+    params.sdft.disagreement_power = 1.0
+    trainer, tok = make_trainer(params, tiny_model_dir, fact_records(2), tmp_path)
+    batch, _ = fixed_rollout_batch(trainer, tok)
+    calls = []
+    for module in (ours, trl_sdft):
+        real = module.compute_full_logit_self_distillation_loss
+        monkeypatch.setattr(module, "compute_full_logit_self_distillation_loss",
+                            lambda *a, real=real, **k: calls.append(1) or real(*a, **k))
+    loss = trainer.compute_loss(trainer.model, batch)
+    assert len(calls) == 1 and loss.requires_grad  # one pass, and the gradient flows through it
+
+
 def test_generate_from_teacher_samples_with_the_demonstration_and_trains_the_prompt_only_student(
         params, tiny_model_dir, tmp_path):
     params.sdft.generate_from_teacher = True

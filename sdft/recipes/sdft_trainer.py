@@ -127,20 +127,37 @@ class PipelineSDFTTrainer(SDFTTrainer):
             teacher = logits.teacher_logits.clone()
             teacher[anchors] = parent.to(teacher.dtype)
             logits.teacher_logits = teacher
-        if self.disagreement_power == 0:
-            return logits
-        args = self.args
-        with torch.no_grad():
-            if args.distillation_mode == "topk_logits":
-                div = compute_topk_self_distillation_loss(
-                    logits.student_logits, logits.teacher_logits, distillation_topk=args.distillation_topk,
-                    distillation_alpha=args.distillation_alpha, distillation_add_tail=args.distillation_add_tail)
-            else:  # full_logits; sampled_token has no per-token divergence to rank by, so it is weighted the same way
+        if self.disagreement_power > 0 and self.args.distillation_mode == "sampled_token":
+            # Its per-token loss is no divergence to rank by: weights come from the full-vocabulary one (a second
+            # pass, only in this mode); TRL's loss is sum(loss * mask) / sum(mask), so a real mask is a weight.
+            with torch.no_grad():
                 div = compute_full_logit_self_distillation_loss(
-                    logits.student_logits, logits.teacher_logits, distillation_alpha=args.distillation_alpha)
-        # TRL's loss is sum(loss * mask) / sum(mask) per rollout: a real-valued mask is a per-token weight.
-        logits.loss_mask = disagreement_weights(div, logits.loss_mask, self.disagreement_power)
+                    logits.student_logits, logits.teacher_logits, distillation_alpha=self.args.distillation_alpha)
+            logits.loss_mask = disagreement_weights(div, logits.loss_mask, self.disagreement_power)
         return logits
+
+    def _compute_self_distillation_loss(self, model, inputs, logits):
+        """TRL's loss, except with disagreement weighting (full/top-k logits): the per-token divergence over the
+        vocabulary is computed once, and its detached value sets the weights (TRL's path would compute it again).
+        TRL's importance-sampling clip is not applied: the pipeline always runs with it off (recipes/sdft.py)."""
+        weighted = self.disagreement_power > 0 and self.args.distillation_mode != "sampled_token"
+        if not weighted or logits.loss_mask.sum() == 0:
+            return super()._compute_self_distillation_loss(model, inputs, logits)
+        args = self.args
+        if args.distillation_mode == "topk_logits":
+            per_token = compute_topk_self_distillation_loss(
+                logits.student_logits, logits.teacher_logits, distillation_topk=args.distillation_topk,
+                distillation_alpha=args.distillation_alpha, distillation_add_tail=args.distillation_add_tail)
+        else:
+            per_token = compute_full_logit_self_distillation_loss(
+                logits.student_logits, logits.teacher_logits, distillation_alpha=args.distillation_alpha)
+        weights = disagreement_weights(per_token, logits.loss_mask, self.disagreement_power)  # detached inside
+        # TRL's aggregation with the weights as the mask: per-rollout weighted mean, then the batch mean.
+        loss = ((per_token * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)).mean()
+        mode = "train" if model.training else "eval"
+        mean = (per_token * weights).sum() / weights.sum().clamp(min=1.0)
+        self._log_self_distillation_metric(mode, self.accelerator.gather(mean.detach()).mean().item())
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
