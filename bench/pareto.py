@@ -11,20 +11,18 @@ Usage: python bench/pareto.py [--lrs 1e-4,2e-4,4e-4] [--methods sdft,sft,sft-rep
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
-from sdft.params import load_params
+from sdft.params import load_params, with_overrides
 from sdft.sequence import learn_sequence
 
 
 def variant(params, method: str, lr: float):
-    p = copy.deepcopy(params)
-    p.train.learning_rate = lr
+    overrides = {"train.learning_rate": lr}
     if method == "sft":  # bare SFT: no replay
-        p.replay.prior_fraction = p.replay.anchor_fraction = 0.0
-    return p, ("sdft" if method == "sdft" else "sft")
+        overrides.update({"replay.prior_fraction": 0.0, "replay.anchor_fraction": 0.0})
+    return with_overrides(params, overrides, where=f"{method} lr {lr}"), ("sdft" if method == "sdft" else "sft")
 
 
 def point(result) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """Learning-quality grid: SDFT settings and SFT, each learning the same skills from the same base.
 
-Every setting is a set of params.yaml overrides (dotted keys). Each run learns the chosen skills in
+Every setting is a set of params.yaml overrides (dotted keys, applied and checked by `sdft.params.with_overrides`). Each run learns the chosen skills in
 sequence and is scored on held-out eval splits; one markdown table row per setting is printed
 (and appended to --out as JSON lines, so a long grid can be read while it runs).
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sdft.evaluate import eval_records, score_records
 from sdft.generation import make_generator
-from sdft.params import Params, load_params
+from sdft.params import Params, load_params, with_overrides
 from sdft.sequence import learn_sequence
 
 CTX_FIRST = "{demonstration}\n\n{prompt}"  # the demonstration as context, no style instruction
@@ -74,19 +74,6 @@ SETTINGS: dict[str, dict] = {
 }
 
 
-def apply(params: Params, overrides: dict) -> Params:
-    params = copy.deepcopy(params)
-    for dotted, value in overrides.items():
-        *path, leaf = dotted.split(".")
-        target = params
-        for part in path:
-            target = getattr(target, part)
-        if not hasattr(target, leaf):
-            raise KeyError(dotted)
-        setattr(target, leaf, value)
-    return params
-
-
 def train_prompt_scores(params: Params, workdir: Path) -> dict[str, float]:
     """Each skill's score on its own *training* prompts, right after it was learned: tells "learned the
     examples but did not generalise" (high here, low held-out) from "learned nothing" (low on both)."""
@@ -118,7 +105,7 @@ def main() -> None:
     print("| setting | " + " | ".join(f"new: {s} (train prompts)" for s in params.skills) + " | "
           + " | ".join(f"final {p}" for p in params.probes) + " | ACC | BWT | train s |", flush=True)
     for name in args.settings.split(","):
-        run_params = apply(params, SETTINGS[name])
+        run_params = with_overrides(params, SETTINGS[name], where=f"setting {name}")
         start = time.perf_counter()
         result = learn_sequence(run_params, run_params.train.method, Path(args.workdir) / name)
         wall = round(time.perf_counter() - start)

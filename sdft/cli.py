@@ -18,10 +18,14 @@ from .errors import SdftError
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _params(args):
-    from .params import load_params
+def _params(args, **extra):
+    """params.yaml with `--set KEY=VALUE` overrides (and a subcommand's own shortcuts, e.g. --method) applied and
+    checked like the file itself."""
+    from .params import load_params, with_overrides
 
-    return load_params(args.params)
+    shortcuts = {key.replace("__", "."): value for key, value in extra.items() if value is not None}
+    params = with_overrides(load_params(args.params), args.set or [])
+    return with_overrides(params, shortcuts, where="command line")
 
 
 def cmd_ingest(args) -> None:
@@ -40,11 +44,7 @@ def cmd_ingest(args) -> None:
 def cmd_train(args) -> None:
     from .train import train_skill
 
-    params = _params(args)
-    if args.method:
-        params.train.method = args.method
-    if args.max_steps is not None:
-        params.train.max_steps = args.max_steps
+    params = _params(args, train__method=args.method, train__max_steps=args.max_steps)
     out = args.out or params.checkpoint_dir(args.skill)
     if args.base:  # ad hoc: any starting model, no gate check
         metrics = train_skill(params, args.skill, args.data or params.data_dir(args.skill), args.base, out)
@@ -125,6 +125,10 @@ def cmd_compare(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdft", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a params.yaml value for this command, e.g. --set train.learning_rate=1e-4 "
+                             "(repeatable; checked like the file). Stages under DVC read params.yaml only: there, "
+                             "use `dvc exp run -S KEY=VALUE`.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="validate a skill's data and write its train/eval splits")
@@ -194,11 +198,25 @@ def _die_with_parent() -> None:
             pass
 
 
+# Commands that never write a DVC output, so `--set` cannot make one disagree with params.yaml.
+OUTSIDE_DVC = {"compare", "promote", "rollback"}
+
+
+def _check_set_allowed(args) -> None:
+    if args.set and args.command not in OUTSIDE_DVC and not getattr(args, "out", None):
+        raise SdftError(
+            f"`--set` with `sdft {args.command}` would write a DVC-tracked output that disagrees with params.yaml "
+            "(DVC records params.yaml, not the command line).",
+            fix="run the stage with `dvc exp run -S KEY=VALUE` (DVC records the change), or pass `--out` for an "
+                "ad hoc run outside the pipeline.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None:  # a process of its own (a stage), not a call from Python code
         _die_with_parent()
     try:
+        _check_set_allowed(args)
         args.func(args)
     except SdftError as exc:
         print(f"error: {exc}", file=sys.stderr)

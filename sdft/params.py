@@ -393,3 +393,42 @@ def check_curriculum(params: Params, where: str) -> None:
 
 def to_dict(params: Params) -> dict[str, Any]:
     return dataclasses.asdict(params)
+
+
+def with_overrides(params: Params, overrides: dict[str, Any] | list[str] | None, where: str = "--set") -> Params:
+    """A new Params with dotted-key overrides applied and every value checked again, as at load.
+
+    `overrides`: `KEY=VALUE` strings as typed after `sdft --set` (VALUE read as YAML: `1e-4`, `true`, `[a, b]`)
+    or a {dotted key: value} mapping (the bench scripts). The one way settings change outside params.yaml;
+    a key that does not exist is refused (a typo never silently does nothing).
+    """
+    if not overrides:
+        return params
+    pairs = overrides.items() if isinstance(overrides, dict) else [_split_override(o, where) for o in overrides]
+    raw = to_dict(params)
+    for key, value in pairs:
+        *path, leaf = key.split(".")
+        node = raw
+        for depth, part in enumerate(path):
+            if not isinstance(node.get(part), dict):
+                raise SdftError(f"`{key}`: `{'.'.join(path[:depth + 1])}` is not a section of params.", where=where,
+                                fix="use a dotted key from params.yaml, e.g. `train.learning_rate=1e-4`.")
+            node = node[part]
+        open_mapping = len(path) >= 1 and path[0] in ("skills", "probes") and len(path) <= 2
+        if leaf not in node and not open_mapping:
+            raise SdftError(f"unknown key `{key}`.", where=where,
+                            fix=f"use one of {sorted(node)} under `{'.'.join(path) or 'params'}`.")
+        node[leaf] = value
+    built = _build(Params, raw, "params")
+    check_curriculum(built, where)
+    return built
+
+
+def _split_override(text: str, where: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SdftError(f"`{text}` is not KEY=VALUE.", where=where, fix="write e.g. `--set train.learning_rate=1e-4`.")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise SdftError(f"the value in `{text}` is not valid YAML ({exc}).", where=where) from None

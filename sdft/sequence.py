@@ -6,7 +6,6 @@ same stages one CLI call at a time; this is the in-process loop for side-by-side
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from .evaluate import evaluate_model, write_predictions
 from .ingest import ingest_skill
 from .metrics import cl_metrics
-from .params import Params
+from .params import Params, with_overrides
 from .train import train_skill
 
 
@@ -44,11 +43,10 @@ class SequenceResult:
 def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: int | None = None,
                    label: str | None = None) -> SequenceResult:
     """`label` names the column in comparison tables (default: the method), e.g. "sft+replay"."""
-    params = copy.deepcopy(params)
-    params.train.method = method
+    overrides = {"train.method": method, "artifacts_dir": str(Path(workdir))}
     if max_steps is not None:
-        params.train.max_steps = max_steps
-    params.artifacts_dir = str(Path(workdir))
+        overrides["train.max_steps"] = max_steps
+    params = with_overrides(params, overrides, where=label or method)
     skills, probes = list(params.skills), list(params.probes)
     everything = skills + probes
     for spec in [*params.skills.values(), *params.probes.values()]:

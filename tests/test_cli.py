@@ -72,3 +72,28 @@ def test_help_lists_the_stages():
     assert res.returncode == 0
     for stage in ("ingest", "train", "evaluate", "base", "gate", "register", "report", "promote", "rollback", "compare"):
         assert stage in res.stdout
+
+
+def test_set_overrides_are_checked_like_the_file_and_refused_where_dvc_would_disagree(params, tiny_model_dir, tmp_path):
+    from sdft.params import with_overrides
+
+    setup(params, tmp_path)
+    assert run(tmp_path, "ingest", params.skill("facts").path, "--skill", "facts").returncode == 0
+    adhoc = ["train", "--skill", "facts", "--base", str(tiny_model_dir), "--out", str(tmp_path / "adhoc")]
+    res = run(tmp_path, "--set", "train.max_steps=1", "--set", "sdft.sft_weight=0.5", *adhoc)
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((tmp_path / "adhoc.train_metrics.json").read_text())
+    assert metrics["steps"] == 1 and metrics["params"]["sdft"]["sft_weight"] == 0.5
+    for bad, says in (("train.learning_rate=fast", "`params.train.learning_rate` is 'fast'"),
+                      ("train.learnig_rate=1e-4", "unknown key `train.learnig_rate`"),
+                      ("trian.learning_rate=1e-4", "`trian` is not a section"),
+                      ("train.learning_rate", "is not KEY=VALUE"),
+                      ("replay.prior_fraction=0.9", "replay.prior_fraction")):
+        res = run(tmp_path, "--set", bad, *adhoc)
+        assert res.returncode == 2 and says in res.stderr, (bad, res.stderr)
+    res = run(tmp_path, "--set", "eval.max_new_tokens=4", "evaluate", "--skill", "facts")  # a DVC stage's own output
+    assert res.returncode == 2 and "dvc exp run -S" in res.stderr
+    # The same function for the bench scripts: a new object, the original untouched.
+    changed = with_overrides(params, {"train.learning_rate": 1e-4, "skills.facts.kind": "format"})
+    assert (changed.train.learning_rate, changed.skill("facts").kind) == (1e-4, "format")
+    assert params.train.learning_rate == 3e-3 and params.skill("facts").kind == "knowledge"

@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from test_pipeline import BIN, make_workspace, versions
+from workspace import BIN, make_workspace, versions
 
 pytestmark = pytest.mark.slow
 
