@@ -23,8 +23,11 @@ def _params(args, **extra):
     checked like the file itself."""
     from .params import load_params, with_overrides
 
+    from .outputs import sweep_leftovers
+
     shortcuts = {key.replace("__", "."): value for key, value in extra.items() if value is not None}
     params = with_overrides(load_params(args.params), args.set or [])
+    sweep_leftovers(Path(params.artifacts_dir))  # what a killed earlier command left (its owner is gone)
     return with_overrides(params, shortcuts, where="command line")
 
 

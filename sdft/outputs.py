@@ -8,6 +8,7 @@ skill called `../../skills`, or any path outside the output folders is refused, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -52,15 +53,7 @@ def remove_stale_temporaries(out_dir: Path) -> list[Path]:
     """Temporary folders for `out_dir` left by a killed run (their owner process is gone)."""
     removed = []
     for folder in out_dir.parent.glob(f".{out_dir.name}-*"):
-        owner = folder / OWNER
-        if not owner.is_file():
-            continue
-        try:
-            pid, name = owner.read_text(encoding="utf-8").split()
-            pid = int(pid)
-        except ValueError:
-            continue
-        if name == out_dir.name and not _alive(pid):
+        if (folder / OWNER).is_file() and _owner_gone(folder / OWNER, out_dir.name):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -112,6 +105,40 @@ def publish_dir(tmp: Path, out_dir: Path) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def _owner_gone(owner: Path, target_name: str | None = None) -> bool:
+    try:
+        pid, name = owner.read_text(encoding="utf-8").split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False
+    return (target_name is None or name == target_name) and not _alive(pid)
+
+
+def sweep_leftovers(root: Path) -> list[Path]:
+    """What killed runs left under the artifacts folder, removed at the start of every `sdft` command:
+    temporary folders whose owner process is gone, and the resume state of runs that finished (killed between
+    publishing their checkpoint and deleting it). A stage DVC does not rerun would otherwise never clear them."""
+    root, removed = Path(root), []
+    if not root.is_dir():
+        return removed
+    for owner in list(root.rglob(OWNER)):
+        folder = owner.parent
+        if folder.name.startswith(".") and _owner_gone(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    for stamp in list(root.rglob("*.resume/fingerprint")):
+        folder = stamp.parent
+        metrics = train_metrics_file(folder.with_name(folder.name.removesuffix(".resume")))
+        try:
+            finished = json.loads(metrics.read_text(encoding="utf-8")).get("run_fingerprint") == stamp.read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            finished = False
+        if finished:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def resume_dir(checkpoint: Path) -> Path:

@@ -161,6 +161,49 @@ def _close_interrupted_runs(c, exp_id: str) -> None:
         c.set_terminated(run.info.run_id, status="FAILED")
 
 
+def gate_word(verdict: dict) -> str:
+    """The `gate` tag of a version (and the gate marker file's content): pass | fail."""
+    return "pass" if verdict["passed"] else "fail"
+
+
+def version_description(skill: str, verdict: dict) -> str:
+    """What a person promoting in the MLflow UI needs on the version page: the verdict, why, and the scores."""
+    lines = [f"Learned `{skill}`. Regression gate: **{'PASS' if verdict['passed'] else 'FAIL'}**."]
+    if verdict.get("reasons"):
+        lines += ["", "Why it failed:", *[f"- {r}" for r in verdict["reasons"]]]
+    lines += ["", "Scores (this version vs the model it would replace):"]
+    lines += [f"- {c['name']} ({c['kind']}): {100 * c['candidate']:.1f} vs {100 * c['reference']:.1f} "
+              f"(limit {c['limit']})" for c in verdict.get("checks", [])]
+    lines += ["", "Gate report and forgetting plot: this version's run, artifacts `reports/`."]
+    return "\n".join(lines)
+
+
+def require_parent_is_champion(params: Params, skill: str) -> None:
+    """The model that learns next is the model that serves: a skill trains from its parent's checkpoint, so the
+    parent's registered version must be `champion`. A person who rolled back or promoted another version (the
+    MLflow UI, `sdft rollback`) would otherwise see the chain grow from a model that no longer serves.
+    The first skill learns from the base model, which is not a registered version: nothing to compare."""
+    parent = params.parent(skill)
+    parent_file = params.registry_file(parent)
+    if not parent_file.exists():
+        return
+    version = str(json.loads(parent_file.read_text())["version"])
+    c = client()
+    name = params.promotion.registered_model_name
+    champion = _alias_version(c, name, CHAMPION)
+    if champion == version:
+        return
+    held = c.get_model_version(name, champion).tags.get("skill", "?") if champion else None
+    raise SdftError(
+        f"{skill!r} would learn from {parent!r} ({name} version {version}), but `{CHAMPION}` is "
+        + (f"version {champion} ({held!r})" if champion else "not set")
+        + ": the model that serves and the model that learns would diverge.",
+        where=f"MLflow registry {tracking_uri()}: {name}@{CHAMPION}",
+        fix=f"promote the parent (`sdft promote --version {version}` or the MLflow UI) and rerun, "
+            + (f"or learn {skill!r} after the champion's skill (`after: {held}` in params.yaml)." if held and held != "?"
+               else "or change the chain in params.yaml."))
+
+
 def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict: dict, report_files: list[Path],
              matrix_metrics: dict) -> dict:
     """Log the run, create the model version with lineage tags, set `candidate`, promote if allowed.
@@ -177,11 +220,13 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
         pp.experiment, artifact_location=(Path.cwd() / "mlartifacts").resolve().as_uri())
     _close_interrupted_runs(c, exp_id)
     name = pp.registered_model_name
+    gate_tag = gate_word(verdict)
     weights_hash = checkpoint_sha256(checkpoint)
     found = c.search_model_versions(f"name = '{name}' and tags.checkpoint_sha256 = '{weights_hash}'")
     if found:
         mv = max(found, key=lambda v: int(v.version))
-        c.set_model_version_tag(name, mv.version, "gate", "pass" if verdict["passed"] else "fail")
+        c.set_model_version_tag(name, mv.version, "gate", gate_tag)
+        c.update_model_version(name, mv.version, description=version_description(skill, verdict))
         return _set_aliases(params, c, mv.version, mv.run_id, verdict, already=True)
     train = json.loads(train_metrics_file(checkpoint).read_text())
     parent = params.parent(skill)
@@ -195,7 +240,7 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
         "data_sha256": train["data_sha256"],
         "git_commit": _git_commit(),
         "dvc_lock_md5": _dvc_lock_md5(f"train@{skill}"),
-        "gate": "pass" if verdict["passed"] else "fail",
+        "gate": gate_tag,
         "base_model": params.model.name_or_path,
     }
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{skill}-{train['method']}") as run:
@@ -219,7 +264,8 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
     if not c.search_registered_models(filter_string=f"name = '{name}'"):
         c.create_registered_model(name, description="Continual-learning checkpoints (sdft-pipeline)")
     mv = c.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
-                                tags={**tags, "checkpoint_sha256": weights_hash})
+                                tags={**tags, "checkpoint_sha256": weights_hash},
+                                description=version_description(skill, verdict))
     return _set_aliases(params, c, mv.version, run.info.run_id, verdict)
 
 
@@ -237,4 +283,4 @@ def _set_aliases(params: Params, c, version: str, run_id: str, verdict: dict, al
     else:
         message += f"; promotion is manual: `sdft promote --version {version}` or the MLflow UI"
     return {"model": name, "version": str(version), "run_id": run_id, "promoted": promoted,
-            "gate": "pass" if verdict["passed"] else "fail", "message": message}
+            "gate": gate_word(verdict), "message": message}

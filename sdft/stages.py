@@ -90,10 +90,12 @@ def require_parent_passed(params: Params, skill: str) -> None:
 
 
 def train(params: Params, skill: str) -> dict:
-    """Learn `skill` from its parent's checkpoint, which must have passed its gate."""
+    """Learn `skill` from its parent's checkpoint, which must have passed its gate and be `champion`."""
+    from .registry import require_parent_is_champion
     from .train import train_skill
 
     require_parent_passed(params, skill)
+    require_parent_is_champion(params, skill)
     return train_skill(params, skill, params.data_dir(skill), str(params.checkpoint_dir(params.parent(skill))),
                        params.checkpoint_dir(skill))
 

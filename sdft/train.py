@@ -101,9 +101,9 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     resume_from = None
     try:
         start = time.perf_counter()
-        work_dir = tmp / "trainer"
+        work_dir, fingerprint = tmp / "trainer", run_fingerprint(params, skill_name, meta, base_model)
         if params.train.save_steps:  # mid-run state survives a kill, in <checkpoint>.resume/
-            work_dir, resume_from = open_resume_dir(out_dir, run_fingerprint(params, skill_name, meta, base_model))
+            work_dir, resume_from = open_resume_dir(out_dir, fingerprint)
         trainer, rows = prepare_trainer(params, skill_name, records, base_model, work_dir)
         tokenizer = trainer.processing_class
         if resume_from is not None:
@@ -132,6 +132,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
             "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
+            "run_fingerprint": fingerprint,  # lets a later command tell this run's leftover resume state (outputs.py)
             "train_seconds": round(seconds, 2),
             "loss_first": curve[0] if curve else None,
             "loss_last": curve[-1] if curve else None,
