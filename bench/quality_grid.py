@@ -70,6 +70,7 @@ SETTINGS: dict[str, dict] = {
     "sdft-anchor0.5": {"replay.anchor_fraction": 0.5},
     "sdft-sftw0.3": {"sdft.sft_weight": 0.3},
     "sdft-anchor0.5-sftw0.3": {"replay.anchor_fraction": 0.5, "sdft.sft_weight": 0.3},
+    "sdft-anchor-noskip": {"replay.anchor_skip_tokens": 0},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 

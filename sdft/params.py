@@ -164,6 +164,10 @@ class ReplayParams:
     anchor_fraction: float = within(0, 1, hi_open=True, default=0.0)
     # General prompts written by the project, none of them in a probe or an eval split (checked at train).
     anchor_prompts: str = "skills/anchor_prompts.jsonl"
+    # SDFT: first completion tokens left out of the loss on anchor rows (`sdft.num_loss_tokens_to_skip` on the
+    # others). Skipping guards against artifacts of the teacher's longer prompt; an anchor's teacher sees the
+    # student's exact prompt, and its first tokens are where an answer turns into an explanation.
+    anchor_skip_tokens: int = within(0, default=3)
 
 
 @dataclass

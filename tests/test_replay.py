@@ -155,6 +155,22 @@ def test_anchor_teacher_is_the_frozen_parent_and_sees_no_demonstration(two_skill
         assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, other, atol=1e-3)
 
 
+def test_anchor_rows_have_their_own_skip_and_the_others_keep_the_papers(two_skills, tiny_model_dir, tmp_path):
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    params.replay.anchor_skip_tokens = 0
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+    trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path)
+    completion = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+    trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
+    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(8)])
+    mask = trainer._compute_teacher_student_logits(trainer.model, trainer.teacher_model, batch).loss_mask
+    anchors, done = batch["anchor_mask"], batch["completion_mask"]
+    assert anchors.sum() == 2
+    assert torch.equal(mask[anchors], done[anchors])  # every completion token of an anchor is in the loss
+    assert (mask[~anchors][:, :3] == 0).all() and torch.equal(mask[~anchors][:, 3:], done[~anchors][:, 3:])
+
+
 def test_the_parent_stays_frozen_while_the_student_trains(two_skills, tiny_model_dir, tmp_path):
     params, data = two_skills
     params.replay.anchor_fraction = 0.25

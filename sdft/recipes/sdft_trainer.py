@@ -51,7 +51,8 @@ class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
 
 
 class PipelineSDFTTrainer(SDFTTrainer):
-    def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0,
+                 anchor_skip_tokens: int | None = None, **kwargs):
         if disagreement_power < 0 or sft_weight < 0:
             raise ValueError("sdft.disagreement_power and sdft.sft_weight must be >= 0")
         dataset = kwargs["train_dataset"]
@@ -62,6 +63,7 @@ class PipelineSDFTTrainer(SDFTTrainer):
         self.teacher_context_builder = RenderedTeacherViews(self)
         self.disagreement_power = disagreement_power
         self.sft_weight = sft_weight
+        self.anchor_skip_tokens = anchor_skip_tokens  # None: as every other row (num_loss_tokens_to_skip)
         if self.parent_model is not None:
             # As TRL prepares its teacher: on the student's device, and under the same autocast (bf16/fp16).
             self.parent_model = self.accelerator.prepare_model(self.parent_model, evaluation_mode=True)
@@ -127,6 +129,11 @@ class PipelineSDFTTrainer(SDFTTrainer):
             teacher = logits.teacher_logits.clone()
             teacher[anchors] = parent.to(teacher.dtype)
             logits.teacher_logits = teacher
+            if self.anchor_skip_tokens is not None:  # anchors' own skip (replay.anchor_skip_tokens)
+                completion_mask = inputs["completion_mask"]
+                positions = torch.arange(completion_mask.size(1), device=completion_mask.device).unsqueeze(0)
+                own = completion_mask * (positions >= self.anchor_skip_tokens).to(completion_mask.dtype)
+                logits.loss_mask = torch.where(anchors.unsqueeze(1), own, logits.loss_mask)
         if self.disagreement_power > 0 and self.args.distillation_mode == "sampled_token":
             # Its per-token loss is no divergence to rank by: weights come from the full-vocabulary one (a second
             # pass, only in this mode); TRL's loss is sum(loss * mask) / sum(mask), so a real mask is a weight.
