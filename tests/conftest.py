@@ -43,6 +43,19 @@ def fact_records(n: int = 8) -> list[dict]:
     return rows
 
 
+def fake_checkpoint(root: Path, tag: str) -> Path:
+    """A checkpoint folder the registry can register (distinct bytes per tag) and its training log beside it."""
+    import json
+
+    ckpt = root / "ckpts" / tag
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(tag.encode() * 100)
+    ckpt.with_name(f"{tag}.train_metrics.json").write_text(json.dumps(
+        {"method": "sdft", "data_sha256": "0" * 64, "steps": 1, "loss_curve": [1.0], "train_seconds": 1.0,
+         "params": {"train": {}, "sdft": {}}}))
+    return ckpt
+
+
 def short_sdft_run(params, model_dir: Path, tmp_path: Path, steps: int = 24) -> dict:
     """Train `steps` SDFT steps on 8 fact records; the loss curve must fall by a fifth or more."""
     from sdft.data import write_skill

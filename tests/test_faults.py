@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, fact_records
+from conftest import REPO, fact_records, fake_checkpoint
 from sdft.errors import SdftError
 from sdft.params import load_params
 
@@ -244,16 +244,7 @@ def registry_env(tmp_path, monkeypatch, params):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     params.artifacts_dir = str(tmp_path / "artifacts")
 
-    def checkpoint(tag: str) -> Path:
-        ckpt = tmp_path / "ckpts" / tag
-        ckpt.mkdir(parents=True)
-        (ckpt / "model.safetensors").write_bytes(tag.encode() * 100)
-        ckpt.with_name(f"{tag}.train_metrics.json").write_text(json.dumps(
-            {"method": "sdft", "data_sha256": "0" * 64, "steps": 1, "loss_curve": [1.0], "train_seconds": 1.0,
-             "params": {"train": {}, "sdft": {}}}))
-        return ckpt
-
-    return params, checkpoint
+    return params, lambda tag: fake_checkpoint(tmp_path, tag)
 
 
 def _register(params, ckpt, passed=True):

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from conftest import fake_checkpoint
 from sdft.errors import SdftError
 from sdft.params import SkillSpec
 
@@ -22,23 +23,13 @@ CHECKS = [{"name": "facts", "kind": "new", "candidate": 0.5, "reference": 0.0, "
            "passed": False, "reason": "probe fell 10.0 points (limit 3.0)"}]
 
 
-def _checkpoint(root, tag: str):
-    ckpt = root / "ckpts" / tag
-    ckpt.mkdir(parents=True)
-    (ckpt / "model.safetensors").write_bytes(tag.encode() * 100)
-    ckpt.with_name(f"{tag}.train_metrics.json").write_text(json.dumps(
-        {"method": "sdft", "data_sha256": "0" * 64, "steps": 1, "loss_curve": [1.0], "train_seconds": 1.0,
-         "params": {"train": {}, "sdft": {}}}))
-    return ckpt
-
-
 def _register(params, root, skill: str, tag: str, passed: bool = True) -> str:
     from sdft import registry
 
     verdict = {"passed": passed, "checks": CHECKS if not passed else CHECKS[:1],
                "reasons": [CHECKS[1]["reason"]] if not passed else []}
     scores = {"scores": {"facts": 0.5}, "reference": {"scores": {"facts": 0.0}}}
-    version = registry.register(params, skill, _checkpoint(root, tag), scores, verdict, [], {})["version"]
+    version = registry.register(params, skill, fake_checkpoint(root, tag), scores, verdict, [], {})["version"]
     params.registry_file(skill).parent.mkdir(parents=True, exist_ok=True)
     params.registry_file(skill).write_text(json.dumps({"version": version}))  # what the register stage writes
     return version
