@@ -14,7 +14,8 @@ would, and the invariants are checked:
 
 Faults: SIGKILL of the whole `dvc repro` process group at a random moment of the train, evaluate and register
 stages (--points per stage, seeded), a dead tracking server during register, a full disk during train
-(RLIMIT_FSIZE: writes fail with EFBIG), two `dvc repro` at once. Prints the table (fault | runs | violations);
+(RLIMIT_FSIZE: writes fail with EFBIG), two `dvc repro` at once, and SIGKILL of `dvc repro` alone (the stage
+it started must not train on as an orphan). Prints the table (fault | runs | violations);
 tests/test_fault_suite.py runs it in CI and requires zero violations.
 
 Usage: python bench/faults.py [--points 5] [--seed 0] [--out faults.md]
@@ -181,6 +182,52 @@ def concurrent(ws: Path) -> str:
     return ""
 
 
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, ppid in parents.items() if ppid in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+def _is_stage(pid: int) -> bool:
+    try:
+        return b"sdft" in Path(f"/proc/{pid}/cmdline").read_bytes() and b"dvc" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def dvc_killed_alone(ws: Path) -> str:
+    """SIGKILL to `dvc repro` only (not its group), with /bin/sh as DVC's shell: the stage must stop with it."""
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-f", "-s", f"train@{SKILL}"], cwd=ws,
+                            env={**env(ws), "SHELL": "/bin/sh"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline, stage = time.monotonic() + 120, []
+    while not stage and time.monotonic() < deadline and proc.poll() is None:
+        stage = [p for p in _descendants(proc.pid) if _is_stage(p)]
+        time.sleep(0.1)
+    if not stage:
+        proc.wait()
+        return "the stage never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and _is_stage(p) for p in stage):
+        time.sleep(0.2)
+    alive = [p for p in stage if Path(f"/proc/{p}").exists() and _is_stage(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    return f"stage pid {alive[0]} outlived dvc" if alive else ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=5, help="SIGKILL moments per stage")
@@ -216,7 +263,8 @@ def main() -> int:
         rows.append((f"SIGKILL during {stage} (random moments in {seconds[stage]:.0f}s)", args.points, found))
     for name, fault in (("tracking server dead during register", dead_server),
                         ("disk full during train (RLIMIT_FSIZE 64 KiB)", full_disk),
-                        ("two dvc repro at once", concurrent)):
+                        ("two dvc repro at once", concurrent),
+                        ("dvc repro killed alone, /bin/sh as its shell", dvc_killed_alone)):
         problem = fault(ws)
         rerun = recover(ws)
         found = [p for p in (problem, rerun) if p] or violations(ws, ref, before)
