@@ -9,7 +9,7 @@ would, and the invariants are checked:
 - the checkpoint has the reference's weights (training is deterministic on CPU, resumed or not) and the
   evaluation the reference's scores;
 - the registry holds one version per checkpoint, no MLflow run left RUNNING, `champion` on a version whose
-  gate passed and `previous-champion` never equal to it;
+  gate passed and `previous-champion` never equal to it, and the aliases where the reference run left them;
 - no temporary or resume folder is left in artifacts/.
 
 Faults: SIGKILL of the whole `dvc repro` process group at a random moment of the train, evaluate and register
@@ -74,6 +74,19 @@ def outcome(ws: Path) -> dict:
     return {"weights": weights, "scores": scores}
 
 
+def aliases(ws: Path) -> dict[str, str | None]:
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}")
+    found = {}
+    for name in ("candidate", "champion", "previous-champion"):
+        try:
+            found[name] = str(c.get_model_version_by_alias("sdft-model", name).version)
+        except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
+            found[name] = None
+    return found
+
+
 def registry_violations(ws: Path) -> list[str]:
     from mlflow import MlflowClient
 
@@ -120,6 +133,8 @@ def violations(ws: Path, ref: dict, before: dict) -> list[str]:
     if got["scores"] != ref["scores"]:
         out.append("scores differ from the reference")
     out += registry_violations(ws)
+    if aliases(ws) != ref["aliases"]:  # a rerun of a stage must not move an alias the reference run set
+        out.append(f"aliases {aliases(ws)} differ from the reference's {ref['aliases']}")
     art = ws / "artifacts"
     left = [p for p in art.rglob("*") if p.is_dir() and (p.name.endswith(".resume") or
                                                          (p.name.startswith(".") and "-" in p.name))]
@@ -244,7 +259,7 @@ def main() -> int:
        "save_steps=1, max_steps=4); yaml.safe_dump(p, open('params.yaml', 'w'), sort_keys=False)")
     sh(ws, "git", "commit", "-qam", "fault suite: save every step")
     dvc(ws, "repro")
-    ref, before = outcome(ws), user_files(ws)
+    ref, before = {**outcome(ws), "aliases": aliases(ws)}, user_files(ws)
     seconds = {}
     for stage in STAGES:  # each stage's length, to draw kill moments inside it
         start = time.perf_counter()

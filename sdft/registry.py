@@ -25,6 +25,7 @@ from .outputs import MARKER, train_metrics_file
 from .params import Params
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
+NO_CHAMPION = "none"  # `promoted_from` of a version promoted when there was no champion yet
 
 # Fail fast on a dead tracking server instead of retrying for minutes.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -90,12 +91,12 @@ def promote(params: Params, version: str, force: bool = False) -> str:
     current = _alias_version(c, name, CHAMPION)
     if current == str(version):
         before = mv.tags.get("promoted_from")
-        if before and _alias_version(c, name, PREVIOUS) != before:  # a crash between the two alias moves
+        if before and before != NO_CHAMPION and _alias_version(c, name, PREVIOUS) != before:  # crash between the moves
             c.set_registered_model_alias(name, PREVIOUS, before)
             return f"version {version} is already the champion; `{PREVIOUS}` repaired to {before}"
         return f"version {version} is already the champion"
-    if current is not None:
-        c.set_model_version_tag(name, str(version), "promoted_from", current)
+    # Also marks the version as promoted once, which a rerun of its registration reads (_set_aliases).
+    c.set_model_version_tag(name, str(version), "promoted_from", current or NO_CHAMPION)
     c.set_registered_model_alias(name, CHAMPION, str(version))
     if current is not None:
         c.set_registered_model_alias(name, PREVIOUS, current)
@@ -176,6 +177,33 @@ def version_description(skill: str, verdict: dict) -> str:
               f"(limit {c['limit']})" for c in verdict.get("checks", [])]
     lines += ["", "Gate report and forgetting plot: this version's run, artifacts `reports/`."]
     return "\n".join(lines)
+
+
+def _rerun_aliases(params: Params, c, version: str, run_id: str, verdict: dict) -> dict:
+    """Registration rerun for a checkpoint that already has `version` (a retry, a crash, `dvc repro -f`).
+
+    `candidate` stays on the newest version; `champion` moves only if this version was never promoted (the crash
+    came before its promotion). A version that was champion once and was then superseded or rolled back stays
+    where a later skill or a person put it."""
+    name = params.promotion.registered_model_name
+    newest = max(int(v.version) for v in c.search_model_versions(f"name = '{name}'"))
+    if int(version) == newest:
+        c.set_registered_model_alias(name, CANDIDATE, version)
+    message = f"{name} version {version} already holds this checkpoint"
+    champion = _alias_version(c, name, CHAMPION)
+    was_promoted = "promoted_from" in c.get_model_version(name, version).tags
+    promoted = False
+    if champion == str(version):
+        message += "; " + promote(params, version)  # repairs `previous-champion` after a crash between moves
+    elif was_promoted:
+        message += f"; it was champion before and was superseded or rolled back: `{CHAMPION}` stays at {champion}"
+    elif verdict["passed"] and params.promotion.mode == "auto":
+        message += "; " + promote(params, version)
+        promoted = True
+    else:
+        message += f"; `{CHAMPION}` stays at {champion}"
+    return {"model": name, "version": str(version), "run_id": run_id, "promoted": promoted,
+            "gate": gate_word(verdict), "message": message}
 
 
 def require_parent_is_champion(params: Params, skill: str) -> None:
@@ -271,9 +299,10 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
 
 def _set_aliases(params: Params, c, version: str, run_id: str, verdict: dict, already: bool = False) -> dict:
     name, pp = params.promotion.registered_model_name, params.promotion
+    if already:  # a rerun of an older skill's registration must not pull the aliases back to it
+        return _rerun_aliases(params, c, version, run_id, verdict)
     c.set_registered_model_alias(name, CANDIDATE, version)
-    message = (f"{name} version {version} already holds this checkpoint" if already
-               else f"registered {name} version {version}") + f" as `{CANDIDATE}`"
+    message = f"registered {name} version {version} as `{CANDIDATE}`"
     promoted = False
     if verdict["passed"] and pp.mode == "auto":
         message += "; " + promote(params, version)

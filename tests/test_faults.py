@@ -305,6 +305,23 @@ def test_crash_between_alias_moves_is_repaired_on_rerun(registry_env):
     assert "-> 2 (rolled back)" in registry.rollback(params)
 
 
+def test_rerunning_an_older_skills_registration_never_pulls_the_aliases_back(registry_env):
+    """Found by the fault suite: `dvc repro -f` of the first skill's register stage made it champion again."""
+    from sdft import registry
+
+    params, checkpoint = registry_env
+    ckpt_a = checkpoint("a")
+    _register(params, ckpt_a)
+    _register(params, checkpoint("b"))  # champion 2, previous 1
+    rerun = _register(params, ckpt_a)
+    assert "superseded or rolled back" in rerun["message"] and not rerun["promoted"]
+    assert registry.aliases(params) == {"candidate": "2", "champion": "2", "previous-champion": "1"}
+    ckpt_c = checkpoint("c")
+    _register(params, ckpt_c, passed=False)  # v3 fails: never promoted
+    later = _register(params, ckpt_c)  # rerun after the gate was loosened: now it passes, and is promoted
+    assert later["promoted"] and registry.aliases(params) == {"candidate": "3", "champion": "3", "previous-champion": "2"}
+
+
 def test_rollback_never_lands_on_a_failed_gate_version_without_force(registry_env):
     from sdft import registry
 
