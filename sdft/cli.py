@@ -119,6 +119,42 @@ def cmd_rollback(args) -> None:
     print(registry.rollback(_params(args), force=args.force))
 
 
+def cmd_status(args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .status import chain_status
+
+    params = _params(args)
+    registry_error = []
+
+    def read_aliases() -> dict:
+        from .registry import aliases
+
+        try:
+            return aliases(params)
+        except SdftError as exc:  # a dead tracking server: the rest of the table still answers
+            registry_error.append(str(exc))
+            return {}
+
+    status = chain_status(params, Path("."), read_aliases)
+    table = Table(title="sdft status")
+    for column in ("skill", "data", "DVC", "new-skill score", "gate", "version", "aliases"):
+        table.add_column(column)
+    for r in status["skills"]:
+        table.add_row(r["skill"], r["data"] or "-", r["dvc"], r["score"] or "-", r["gate"] or "-", r["version"] or "-",
+                      r["aliases"])
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: no cell cut to 80 columns
+    console.print(table)
+    console.print("registry: " + (registry_error[0] if registry_error else
+                                  ", ".join(f"{a} = {v or '-'}" for a, v in status["aliases"].items())))
+    if status["dvc_error"]:
+        console.print(f"dvc status failed: {status['dvc_error']}")
+    if status["stale"]:
+        console.print("something is stale: `dvc repro` (or `prefect deployment run ...`) brings it up to date")
+        raise SystemExit(1)
+
+
 def cmd_compare(args) -> None:
     from .compare import run_compare
 
@@ -179,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="roll back even onto a version that failed its gate")
     p.set_defaults(func=cmd_rollback)
 
+    p = sub.add_parser("status", help="where the chain stands: DVC state, scores, gate, version, aliases per skill "
+                                      "(exit 1 when something is stale)")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("compare", help="learn the curriculum with each method from the same base, side by side")
     p.add_argument("--methods", default="sdft,sft")
     p.add_argument("--workdir", default="artifacts/compare")
@@ -202,7 +242,7 @@ def _die_with_parent() -> None:
 
 
 # Commands that never write a DVC output, so `--set` cannot make one disagree with params.yaml.
-OUTSIDE_DVC = {"compare", "promote", "rollback"}
+OUTSIDE_DVC = {"compare", "promote", "rollback", "status"}
 
 
 def _check_set_allowed(args) -> None:

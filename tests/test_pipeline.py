@@ -173,12 +173,18 @@ def test_dvc_sees_earlier_skills_data_and_the_code_that_trains(learned_two):
     and the stages run the library: `dvc status` must flag the later train stage for either change."""
     ws, _ = learned_two
     assert "up to date" in sh(ws, sys.executable, "-m", "dvc", "status").stdout
+    ok = sh(ws, sys.executable, "-m", "sdft", "status").stdout  # exit 0: nothing stale
+    rows = {line.split("│")[1].strip(): line for line in ok.splitlines() if line.count("│") > 5}
+    assert "up to date" in rows["facts_a"] and "pass" in rows["facts_a"] and "previous-champion" in rows["facts_a"]
+    assert "up to date" in rows["facts_b"] and "candidate, champion" in rows["facts_b"], ok
     skill_a = ws / "skills/facts_a.jsonl"
     skill_a.write_text(skill_a.read_text().replace("BLUE-HARBOR", "RED-HARBOR"))
     sh(ws, sys.executable, "-m", "dvc", "repro", "--single-item", "ingest@facts_a")
     status = sh(ws, sys.executable, "-m", "dvc", "status").stdout
     later = status[status.index("train@facts_b:"):]
     assert "artifacts/data/facts_a" in later.split("@")[1], status
+    stale = sh(ws, sys.executable, "-m", "sdft", "status", check=False)
+    assert stale.returncode == 1 and "changed: train" in stale.stdout and "something is stale" in stale.stdout
     with open(ws / "sdft/replay.py", "a") as fh:
         fh.write("\n# a changed loss or sampler is a changed dependency\n")
     status = sh(ws, sys.executable, "-m", "dvc", "status", "train@facts_a").stdout
