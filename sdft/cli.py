@@ -129,10 +129,10 @@ def cmd_status(args) -> None:
     registry_error = []
 
     def read_aliases() -> dict:
-        from .registry import aliases
+        from .registry import aliases_quick
 
         try:
-            return aliases(params)
+            return aliases_quick(params)
         except SdftError as exc:  # a dead tracking server: the rest of the table still answers
             registry_error.append(str(exc))
             return {}

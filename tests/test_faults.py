@@ -320,6 +320,7 @@ def test_rerunning_an_older_skills_registration_never_pulls_the_aliases_back(reg
     _register(params, ckpt_c, passed=False)  # v3 fails: never promoted
     later = _register(params, ckpt_c)  # rerun after the gate was loosened: now it passes, and is promoted
     assert later["promoted"] and registry.aliases(params) == {"candidate": "3", "champion": "3", "previous-champion": "2"}
+    assert registry.aliases_quick(params) == registry.aliases(params)  # `sdft status` reads the same aliases
 
 
 def test_rollback_never_lands_on_a_failed_gate_version_without_force(registry_env):
