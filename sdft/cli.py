@@ -119,6 +119,13 @@ def cmd_rollback(args) -> None:
     print(registry.rollback(_params(args), force=args.force))
 
 
+def cmd_add_skill(args) -> None:
+    from .add_skill import NEXT_STEP, add_skill
+
+    name = add_skill(args.params, args.path, args.kind, args.scorer, args.name)
+    print(f"added {name!r} to {args.params} as the last skill of the curriculum; next: {NEXT_STEP}")
+
+
 def cmd_status(args) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -215,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="roll back even onto a version that failed its gate")
     p.set_defaults(func=cmd_rollback)
 
+    p = sub.add_parser("add-skill", help="validate a skill's file and append it to the curriculum in params.yaml")
+    p.add_argument("path", help="the skill's data file (as for `sdft ingest`), relative to the project root")
+    p.add_argument("--kind", required=True, help="knowledge | format | procedure (the teacher template)")
+    p.add_argument("--scorer", required=True, help="how answers are scored (see sdft/scoring.py)")
+    p.add_argument("--name", help="skill name (default: the file's stem)")
+    p.set_defaults(func=cmd_add_skill)
+
     p = sub.add_parser("status", help="where the chain stands: DVC state, scores, gate, version, aliases per skill "
                                       "(exit 1 when something is stale)")
     p.set_defaults(func=cmd_status)
@@ -242,7 +256,7 @@ def _die_with_parent() -> None:
 
 
 # Commands that never write a DVC output, so `--set` cannot make one disagree with params.yaml.
-OUTSIDE_DVC = {"compare", "promote", "rollback", "status"}
+OUTSIDE_DVC = {"compare", "promote", "rollback", "status", "add-skill"}
 
 
 def _check_set_allowed(args) -> None:

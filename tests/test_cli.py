@@ -67,11 +67,47 @@ def test_errors_are_one_line_with_exit_code_2(params, tmp_path):
     assert res.returncode == 2 and "model directory not found" in res.stderr
 
 
-def test_help_lists_the_stages():
-    res = subprocess.run([sys.executable, "-m", "sdft", "--help"], capture_output=True, text=True)
-    assert res.returncode == 0
-    for stage in ("ingest", "train", "evaluate", "base", "gate", "register", "report", "promote", "rollback", "compare"):
-        assert stage in res.stdout
+COMMANDS = {"ingest", "train", "evaluate", "base", "gate", "register", "report", "promote", "rollback", "compare",
+            "status", "add-skill"}
+
+
+def test_every_subcommand_exists_and_answers_help():
+    from sdft.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == COMMANDS
+    for command in sorted(COMMANDS):
+        res = subprocess.run([sys.executable, "-m", "sdft", command, "--help"], capture_output=True, text=True)
+        assert res.returncode == 0 and res.stdout.startswith(f"usage: sdft {command}"), (command, res.stderr)
+
+
+def test_add_skill_appends_after_the_last_skill_keeping_comments_and_refuses_bad_input(tmp_path, tiny_model_dir):
+    from conftest import REPO
+    from sdft.params import load_params
+
+    original = (REPO / "params.yaml").read_text().replace("embedded:smollm2-135m-instruct", str(tiny_model_dir))
+    (tmp_path / "params.yaml").write_text(original)
+    (tmp_path / "skills").mkdir()
+    good = tmp_path / "skills" / "new_facts.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in fact_records(4)))
+    res = run(tmp_path, "add-skill", "skills/new_facts.jsonl", "--kind", "knowledge", "--scorer", "contains")
+    assert res.returncode == 0, res.stderr
+    assert "added 'new_facts'" in res.stdout and "dvc repro" in res.stdout
+    after = (tmp_path / "params.yaml").read_text()
+    kept = [line for line in original.splitlines() if line in after.splitlines()]
+    assert kept == original.splitlines()  # every original line, comments included, in order
+    params = load_params(tmp_path / "params.yaml")
+    assert list(params.skills)[-1] == "new_facts" and params.skill("new_facts").after == "zorb_units"
+    bad = tmp_path / "skills" / "bad.jsonl"
+    bad.write_text('{"prompt": "q"}\n')
+    for args, says in ((["skills/bad.jsonl"], "demonstration"),
+                       (["skills/new_facts.jsonl"], "already in params.yaml"),
+                       (["skills/new_facts.jsonl", "--name", "../x"], "--name"),
+                       (["skills/new_facts.jsonl", "--name", "other", "--scorer", "nope"], "scorer")):
+        scorer = [] if "--scorer" in args else ["--scorer", "contains"]
+        res = run(tmp_path, "add-skill", *args, "--kind", "knowledge", *scorer)
+        assert res.returncode == 2 and says in res.stderr, (args, res.stderr)
+        assert (tmp_path / "params.yaml").read_text() == after  # untouched
 
 
 def test_set_overrides_are_checked_like_the_file_and_refused_where_dvc_would_disagree(params, tiny_model_dir, tmp_path):
