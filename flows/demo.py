@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-import copy
 import time
 
 from flows.pipeline import learn_pending_skills
 from sdft import registry, replay, stages
 from sdft.outputs import train_metrics_file
-from sdft.params import load_params
+from sdft.params import load_params, with_overrides
 from sdft.report import compare_table
 from sdft.sequence import SequenceResult, learn_sequence
 
@@ -46,8 +45,7 @@ def main() -> None:
     baselines = []
     if replay.is_active(params):
         baselines.append(learn_sequence(params, "sft", "artifacts/compare/sft-replay", label="sft+replay"))
-    bare = copy.deepcopy(params)
-    bare.replay.prior_fraction = bare.replay.anchor_fraction = 0.0
+    bare = with_overrides(params, {"replay.prior_fraction": 0.0, "replay.anchor_fraction": 0.0}, where="bare SFT")
     baselines.append(learn_sequence(bare, "sft", "artifacts/compare/sft"))
     print("\nSDFT vs SFT, same base, same data (%; new skill = right after learning it):")
     print(compare_table([sdft, *baselines]))
