@@ -1,0 +1,151 @@
+"""What one SDFT step costs, phase by phase, next to an SFT step and raw TRL, measured in one run (issue #14).
+
+On the embedded default (params.yaml's model, batch, rollout length; replay off so every row is the new skill's),
+each trainer runs `--warmup + --steps` optimizer steps and the table gives medians of the timed steps:
+- SDFT (the pipeline's trainer) per rollout engine (transformers, vLLM): rollout generation, weight sync into vLLM,
+  teacher forward (EMA teacher; the frozen parent when anchors are on), student forward, divergence, EMA update,
+  and the rest of the step (backward, optimizer, batch building);
+- SFT (the pipeline's recipe) on the same records and batch;
+- raw TRL `SDFTTrainer` with the same config (the paper's loss; no per-row views, weighting or SFT term).
+Phases are timed by wrapping the trainer's own methods; nothing else changes. Ratios: SDFT/SFT, ours/raw TRL.
+
+Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sdft.data import read_records, validate_records  # noqa: E402
+from sdft.models import load_model, load_tokenizer, resolve_model  # noqa: E402
+from sdft.params import load_params, with_overrides  # noqa: E402
+from sdft.recipes import sdft as sdft_recipe  # noqa: E402
+from sdft.recipes import sft as sft_recipe  # noqa: E402
+
+
+class Phases(TrainerCallback):
+    """Seconds per phase per optimizer step, from wrapped methods; `step` is the whole step."""
+
+    def __init__(self):
+        self.steps: list[dict[str, float]] = []
+        self.current: dict[str, float] = defaultdict(float)
+
+    def timed(self, phase: str, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.current[phase] += time.perf_counter() - start
+        return wrapper
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.current, self._start = defaultdict(float), time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.current["step"] = time.perf_counter() - self._start
+        self.steps.append(dict(self.current))
+
+
+def instrument(trainer, phases: Phases) -> None:
+    import sdft.recipes.sdft_trainer as ours
+    import trl.experimental.sdft.sdft_trainer as trl_sdft
+
+    if hasattr(trainer, "_generate"):
+        trainer._generate = phases.timed("rollout", trainer._generate)
+    if hasattr(trainer, "engine"):
+        trainer.engine.sync = phases.timed("weight sync", trainer.engine.sync)
+    if hasattr(trainer, "_forward_logits"):
+        forward = trainer._forward_logits
+
+        def routed(model, *args, **kwargs):  # which model is forwarded decides the phase
+            phase = "student forward" if model is trainer.model else "teacher forward"
+            return phases.timed(phase, forward)(model, *args, **kwargs)
+        trainer._forward_logits = routed
+    for module in (ours, trl_sdft):  # the full-vocabulary divergence, wherever it is called from
+        name = "compute_full_logit_self_distillation_loss"
+        setattr(module, name, phases.timed("divergence", getattr(module, name)))
+    for cb in trainer.callback_handler.callbacks:
+        if type(cb).__name__ in ("SyncTeacherModelCallback", "PEFTAdapterEMACallback"):
+            cb.on_step_end = phases.timed("EMA update", cb.on_step_end)
+    trainer.add_callback(phases)
+
+
+def run(label: str, trainer, warmup: int) -> dict:
+    phases = Phases()
+    instrument(trainer, phases)
+    trainer.train()
+    if hasattr(trainer, "engine"):
+        trainer.engine.close()
+    timed = phases.steps[warmup:]
+    keys = sorted({k for s in timed for k in s})
+    row = {k: statistics.median(s.get(k, 0.0) for s in timed) for k in keys}
+    named = sum(v for k, v in row.items() if k != "step")
+    row["rest (backward, optimizer, batch)"] = max(row["step"] - named, 0.0)
+    return {"run": label, **row}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--engines", default="hf,vllm")
+    args = ap.parse_args()
+    from trl.experimental.sdft import SDFTTrainer
+    from datasets import Dataset
+
+    total = args.warmup + args.steps
+    params = with_overrides(load_params(args.params), {"train.max_steps": total, "replay.prior_fraction": 0.0,
+                                                       "replay.anchor_fraction": 0.0, "train.save_steps": 0})
+    skill = next(iter(params.skills.values()))
+    path = resolve_model(params.model.name_or_path)
+    records = validate_records(read_records(ROOT / skill.path), skill.path, skill.columns)
+    records = [r for r in records if r.get("split") != "eval"]
+    work = Path(tempfile.mkdtemp(prefix="step-costs-"))
+    rows = []
+    for engine in args.engines.split(","):
+        p = with_overrides(params, {"rollout.engine": engine})
+        tok = load_tokenizer(path)
+        trainer = sdft_recipe.build_trainer(p, skill, records, load_model(path, p.model, for_training=True), tok,
+                                            work / f"sdft-{engine}")
+        rows.append(run(f"SDFT ({engine})", trainer, args.warmup))
+    tok = load_tokenizer(path)
+    sft = sft_recipe.build_trainer(params, skill, records, load_model(path, params.model, for_training=True), tok,
+                                   work / "sft")
+    rows.append(run("SFT", sft, args.warmup))
+    # Raw TRL: the same SDFTConfig (every knob set as the pipeline sets it), TRL's own trainer and teacher prompt.
+    tok = load_tokenizer(path)
+    tok.padding_side = "left"
+    config = sdft_recipe.build_config(with_overrides(params, {"rollout.engine": "hf"}), skill, work / "trl")
+    trl_rows = [{"prompt": r["prompt"], "privileged_context": r["demonstration"]} for r in records]
+    raw = SDFTTrainer(model=load_model(path, params.model, for_training=True), args=config,
+                      train_dataset=Dataset.from_list(trl_rows), processing_class=tok)
+    rows.append(run("raw TRL SDFTTrainer (hf)", raw, args.warmup))
+
+    phases = ["rollout", "weight sync", "teacher forward", "student forward", "divergence", "EMA update",
+              "rest (backward, optimizer, batch)", "step"]
+    sft_step = next(r["step"] for r in rows if r["run"] == "SFT")
+    trl_step = next(r["step"] for r in rows if r["run"].startswith("raw TRL"))
+    print(f"\nOne optimizer step, median of {args.steps} after {args.warmup} warm-up, seconds "
+          f"({params.train.per_device_train_batch_size} prompts, rollouts up to {params.train.max_completion_length} tokens):\n")
+    print("| run | " + " | ".join(phases) + " | x SFT | x raw TRL |")
+    print("|---" * (len(phases) + 3) + "|")
+    for r in rows:
+        cells = [f"{r[k]:.2f}" if k in r else "-" for k in phases]
+        print(f"| {r['run']} | " + " | ".join(cells) + f" | {r['step'] / sft_step:.2f} | {r['step'] / trl_step:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
