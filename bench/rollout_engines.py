@@ -106,7 +106,7 @@ def main() -> None:
     vllm_rate = throughput(lambda: vllm_rollouts(engine, prompt_ids, args.tokens), args.repeats)
     sync = [engine.sync(model) for _ in range(args.repeats)]
     engine.close()
-    del model
+    model = None  # its memory is the trainers' now (a `del` would leave the lambdas above naming nothing)
 
     hf_step, _ = sdft_step_seconds(params, "hf", path, records, args.steps, "/tmp/bench-sdft-hf")
     vllm_step, step_syncs = sdft_step_seconds(params, "vllm", path, records, args.steps, "/tmp/bench-sdft-vllm")

@@ -26,7 +26,7 @@ def main() -> None:
     path = resolve_model(params.model.name_or_path)
     tokenizer = load_tokenizer(path)
     gen = HFGenerator(load_model(path, params.model), tokenizer, params.eval.batch_size)
-    print(f"| skill | kind | n | student | teacher |\n|---|---|---|---|---|")
+    print("| skill | kind | n | student | teacher |\n|---|---|---|---|---|")
     for spec in [*params.skills.values(), *params.probes.values()]:
         records = validate_records(read_records(spec.path), spec.path, spec.columns)
         records = records[: args.limit] if args.limit else records

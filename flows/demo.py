@@ -16,14 +16,14 @@ from sdft import registry, replay, stages
 from sdft.outputs import train_metrics_file
 from sdft.params import load_params, with_overrides
 from sdft.report import compare_table
-from sdft.sequence import SequenceResult, learn_sequence
+from sdft.metrics import AccuracyMatrix
+from sdft.sequence import learn_sequence
 
 
-def pipeline_result(params) -> SequenceResult:
-    """The SDFT pipeline's accuracy matrix as a SequenceResult, for the side-by-side table."""
-    learned, rows = stages.matrix_rows(params)
-    result = SequenceResult("sdft (pipeline)", learned, list(params.probes), rows)
-    for name in learned:
+def pipeline_result(params) -> AccuracyMatrix:
+    """The SDFT pipeline's accuracy matrix with its training time, for the side-by-side table."""
+    result = stages.accuracy_matrix(params, label="sdft (pipeline)")
+    for name in result.skills:
         metrics = train_metrics_file(params.checkpoint_dir(name))
         result.train_seconds += stages.read_json(metrics, f"train@{name}")["train_seconds"]
     return result

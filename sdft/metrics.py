@@ -12,7 +12,7 @@ Scores are fractions in [0, 1]; columns are the trained skills in learning order
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -37,3 +37,41 @@ def cl_metrics(matrix: list[list[float]]) -> CLMetrics:
     bwt = sum(final[j] - matrix[j + 1][j] for j in range(T - 1)) / (T - 1)
     fgt = sum(max(matrix[l][j] for l in range(j + 1, T)) - final[j] for j in range(T - 1)) / (T - 1)
     return CLMetrics(acc=acc, bwt=bwt, forgetting=fgt)
+
+
+@dataclass
+class AccuracyMatrix:
+    """The one accuracy matrix, whoever filled it: the pipeline's evaluate outputs (`sdft.stages.accuracy_matrix`)
+    or an in-process run (`sdft.sequence.learn_sequence`). Read by the report and register stages, `sdft compare`,
+    the demo's comparison table and the bench scripts."""
+
+    label: str  # the method or setting, as a column title in comparison tables
+    skills: list[str]  # trained skills, in learning order
+    probes: list[str]  # evaluation-only suites (general ability)
+    rows: list[dict[str, float | None]] = field(default_factory=list)  # row 0 = base; one row per learned skill
+    train_seconds: float = 0.0
+
+    def row_labels(self) -> list[str]:
+        return ["base", *self.skills]
+
+    def columns(self) -> list[str]:
+        return self.skills + self.probes
+
+    def through(self, skill: str) -> "AccuracyMatrix":
+        """The matrix as it stood right after `skill` was learned."""
+        keep = self.skills.index(skill) + 1
+        return AccuracyMatrix(self.label, self.skills[:keep], self.probes, self.rows[: keep + 1], self.train_seconds)
+
+    def metrics(self) -> CLMetrics:
+        return cl_metrics([[row[s] for s in self.skills] for row in self.rows])
+
+    def summary(self) -> dict:
+        final, base = self.rows[-1], self.rows[0]
+        return {
+            "method": self.label,
+            "new_skill": {s: self.rows[i + 1][s] for i, s in enumerate(self.skills)},
+            "general": {p: final[p] for p in self.probes},
+            "general_drop": {p: base[p] - final[p] for p in self.probes},
+            **self.metrics().as_dict(),
+            "train_seconds": round(self.train_seconds, 1),
+        }

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .sequence import SequenceResult
+from .metrics import AccuracyMatrix
 
 
 def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def matrix_markdown(labels: list[str], cols: list[str], rows: list[dict[str, float | None]]) -> str:
-    """Rows = after learning `label` (the first is the base model); %, "—" = not measured."""
+def matrix_markdown(matrix: AccuracyMatrix) -> str:
+    """Rows = after learning that skill (the first is the base model); %, "—" = not measured."""
+    cols = matrix.columns()
     lines = ["| after | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for label, row in zip(labels, rows):
+    for label, row in zip(matrix.row_labels(), matrix.rows):
         lines.append(f"| {label} | " + " | ".join(pct(row.get(c)) for c in cols) + " |")
     return "\n".join(lines)
 
 
-def forgetting_plot(labels: list[str], cols: list[str], rows: list[dict[str, float | None]], path: Path) -> Path:
+def forgetting_plot(matrix: AccuracyMatrix, path: Path) -> Path:
     """Each skill's score across the sequence: a line that falls after its own stage is forgetting."""
+    labels, cols, rows = matrix.row_labels(), matrix.columns(), matrix.rows
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +45,7 @@ def forgetting_plot(labels: list[str], cols: list[str], rows: list[dict[str, flo
     return path
 
 
-def compare_table(results: list[SequenceResult]) -> str:
+def compare_table(results: list[AccuracyMatrix]) -> str:
     """One column per method: each new skill right after learning it, the general suite, ACC, BWT, time."""
     summaries = [r.summary() for r in results]
     first = results[0]

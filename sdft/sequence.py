@@ -1,47 +1,24 @@
 """Learn the curriculum in order from one base model and fill the accuracy matrix as it goes.
 
-Used by `sdft demo` and `sdft compare` (one working folder per method). The DVC pipeline runs the
-same stages one CLI call at a time; this is the in-process loop for side-by-side comparisons.
+Used by `sdft compare`, the demo's baselines and the bench scripts (one working folder per method). The DVC
+pipeline runs the same stages one CLI call at a time; this is the in-process loop for side-by-side comparisons.
+Both fill the same `sdft.metrics.AccuracyMatrix`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .evaluate import evaluate_model, write_predictions
 from .ingest import ingest_skill
-from .metrics import cl_metrics
+from .metrics import AccuracyMatrix
 from .params import Params, with_overrides
 from .train import train_skill
 
 
-@dataclass
-class SequenceResult:
-    method: str
-    skills: list[str]  # trained skills, in learning order
-    probes: list[str]  # evaluation-only skills (general suite)
-    rows: list[dict[str, float]] = field(default_factory=list)  # row 0 = base; one row per learned skill
-    train_seconds: float = 0.0
-
-    def matrix(self) -> list[list[float]]:
-        return [[row[s] for s in self.skills] for row in self.rows]
-
-    def summary(self) -> dict:
-        final, base = self.rows[-1], self.rows[0]
-        return {
-            "method": self.method,
-            "new_skill": {s: self.rows[i + 1][s] for i, s in enumerate(self.skills)},
-            "general": {p: final[p] for p in self.probes},
-            "general_drop": {p: base[p] - final[p] for p in self.probes},
-            **cl_metrics(self.matrix()).as_dict(),
-            "train_seconds": round(self.train_seconds, 1),
-        }
-
-
 def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: int | None = None,
-                   label: str | None = None) -> SequenceResult:
+                   label: str | None = None) -> AccuracyMatrix:
     """`label` names the column in comparison tables (default: the method), e.g. "sft+replay"."""
     overrides = {"train.method": method, "artifacts_dir": str(Path(workdir))}
     if max_steps is not None:
@@ -51,11 +28,11 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
     everything = skills + probes
     for spec in [*params.skills.values(), *params.probes.values()]:
         ingest_skill(params, spec)
-    result = SequenceResult(label or method, skills, probes)
+    result = AccuracyMatrix(label or method, skills, probes)
 
     def evaluate(model: str, tag: str) -> None:
         result.rows.append(write_predictions(params.eval_dir(tag), evaluate_model(params, model, everything)))
-        print(f"[{result.method}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
+        print(f"[{result.label}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
 
     model = params.model.name_or_path
     evaluate(model, "base")

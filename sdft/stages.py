@@ -25,7 +25,7 @@ from .data import write_skill
 from .errors import SdftError
 from .evaluate import evaluate_model, write_predictions
 from .gate import Verdict, gate
-from .metrics import cl_metrics
+from .metrics import AccuracyMatrix
 from .outputs import publish_dir, staging_dir
 from .models import load_model, load_tokenizer, resolve_model
 from .params import Params
@@ -135,7 +135,7 @@ def run_gate(params: Params, skill: str) -> Verdict:
     return verdict
 
 
-def matrix_rows(params: Params) -> tuple[list[str], list[dict[str, float | None]]]:
+def accuracy_matrix(params: Params, label: str = "pipeline") -> AccuracyMatrix:
     """The accuracy matrix from the evaluate outputs: row 0 = base, row i = after the i-th skill.
 
     Stops at the first skill not evaluated yet. R[i][i+1] (a skill just before learning it) comes
@@ -153,17 +153,7 @@ def matrix_rows(params: Params) -> tuple[list[str], list[dict[str, float | None]
     rows += [{c: e["scores"].get(c) for c in cols} for e in evals]
     for i, e in enumerate(evals):  # the parent row's score on the skill it was about to learn
         rows[i][learned[i]] = e["reference"]["scores"][learned[i]]
-    return learned, rows
-
-
-def matrix_metrics(params: Params, through: str | None = None) -> tuple[list[str], list[str], list[dict], dict]:
-    """(row labels, columns, rows, {acc, bwt, forgetting}) for the skills learned so far (or through one)."""
-    learned, rows = matrix_rows(params)
-    if through is not None:
-        keep = learned.index(through) + 1
-        learned, rows = learned[:keep], rows[: keep + 1]
-    matrix = [[row[s] for s in learned] for row in rows]
-    return [BASE, *learned], learned + list(params.probes), rows, cl_metrics(matrix).as_dict()
+    return AccuracyMatrix(label, learned, list(params.probes), rows)
 
 
 def register(params: Params, skill: str) -> dict:
@@ -171,10 +161,11 @@ def register(params: Params, skill: str) -> dict:
 
     verdict = read_json(params.gate_dir(skill) / "verdict.json", f"gate@{skill}")
     scores = read_json(params.eval_dir(skill) / "scores.json", f"evaluate@{skill}")
-    labels, cols, rows, cl = matrix_metrics(params, through=skill)
-    plot = forgetting_plot(labels, cols, rows, params.gate_dir(skill) / "forgetting.png")
+    matrix = accuracy_matrix(params).through(skill)
+    plot = forgetting_plot(matrix, params.gate_dir(skill) / "forgetting.png")
     result = registry.register(params, skill, params.checkpoint_dir(skill), scores, verdict,
-                               [params.gate_dir(skill) / "report.md", params.gate_dir(skill) / "verdict.json", plot], cl)
+                               [params.gate_dir(skill) / "report.md", params.gate_dir(skill) / "verdict.json", plot],
+                               matrix.metrics().as_dict())
     _write_json(params.registry_file(skill), result)
     gate_marker(params, skill).write_text(f"{result['gate']}\n")
     return result
@@ -182,18 +173,19 @@ def register(params: Params, skill: str) -> dict:
 
 def report(params: Params) -> dict:
     """The whole curriculum so far: matrix.md, metrics.json (DVC metrics), forgetting.png (DVC plot)."""
-    labels, cols, rows, cl = matrix_metrics(params)
+    matrix = accuracy_matrix(params)
+    cl = matrix.metrics().as_dict()
     out = params.report_dir()
     out.mkdir(parents=True, exist_ok=True)
-    verdicts = {s: read_json(params.gate_dir(s) / "verdict.json", f"gate@{s}")["passed"] for s in labels[1:]}
-    metrics = {**cl, "skills_learned": len(labels) - 1, "gates_passed": sum(verdicts.values()),
-               "final": {c: rows[-1][c] for c in cols}}
+    verdicts = {s: read_json(params.gate_dir(s) / "verdict.json", f"gate@{s}")["passed"] for s in matrix.skills}
+    metrics = {**cl, "skills_learned": len(matrix.skills), "gates_passed": sum(verdicts.values()),
+               "final": {c: matrix.rows[-1][c] for c in matrix.columns()}}
     _write_json(out / "metrics.json", metrics)
-    table = matrix_markdown(labels, cols, rows)
+    table = matrix_markdown(matrix)
     gates = "\n".join(f"- {s}: {'pass' if ok else 'FAIL'} (artifacts/gate/{s}/report.md)" for s, ok in verdicts.items())
     (out / "report.md").write_text(
         f"# Continual-learning report\n\nAccuracy (%), rows = after learning that skill:\n\n{table}\n\n"
         f"ACC {pct(cl['acc'])} · BWT {pct(cl['bwt'])} · forgetting {pct(cl['forgetting'])}\n\nGates:\n{gates}\n",
         encoding="utf-8")
-    forgetting_plot(labels, cols, rows, out / "forgetting.png")
+    forgetting_plot(matrix, out / "forgetting.png")
     return metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sdft.gate import gate
-from sdft.metrics import cl_metrics
+from sdft.metrics import AccuracyMatrix, cl_metrics
 from sdft.params import GateParams
 
 # rows: base, after skill 1, after skill 2, after skill 3; columns: skills 1..3
@@ -45,6 +45,17 @@ GP = GateParams(min_new_score=0.5, min_new_gain=0.2, max_prior_drop=0.05, max_ge
 
 def verdict(cand, params=GP):
     return gate(cand, REF, "new", ["old"], ["general"], params)
+
+
+def test_one_accuracy_matrix_gives_the_summary_the_report_and_each_stage_read():
+    rows = [{"a": 0.0, "b": 0.1, "probe": 1.0}, {"a": 0.8, "b": 0.2, "probe": 0.9}, {"a": 0.6, "b": 0.7, "probe": 0.85}]
+    m = AccuracyMatrix("sdft", ["a", "b"], ["probe"], rows, train_seconds=12.0)
+    assert m.row_labels() == ["base", "a", "b"] and m.columns() == ["a", "b", "probe"]
+    summary = m.summary()
+    assert summary["new_skill"] == {"a": 0.8, "b": 0.7} and summary["general"] == {"probe": 0.85}
+    assert summary["acc"] == pytest.approx(0.65) and summary["bwt"] == pytest.approx(-0.2)
+    first = m.through("a")  # what the register stage of `a` logged: the matrix right after `a`
+    assert first.rows == rows[:2] and first.metrics().bwt is None and first.metrics().acc == pytest.approx(0.8)
 
 
 def test_gate_passes_a_candidate_within_every_limit():
