@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from sdft.params import load_params
-from sdft.pipeline import pipeline_lock, stage_plan
+from tasks.dvc import pipeline_lock, stage_plan
 from tasks.stages import publish_gate_report, run_stage
 
 

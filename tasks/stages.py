@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from sdft import pipeline
+from tasks import dvc
 from sdft.params import Params
 
 # Seconds. Training is the long stage; a hung stage should not hold the single-run lock forever.
@@ -24,7 +24,7 @@ def _kind(stage: str) -> str:
 
 @task(task_run_name="dvc repro {stage}")
 def _run_stage(stage: str, root: str) -> str:
-    output = pipeline.repro(stage, root)  # echoed live to the worker's console
+    output = dvc.repro(stage, root)  # echoed live to the worker's console
     get_run_logger().info("%s done; last lines:\n%s", stage, "\n".join(output.splitlines()[-15:]))
     return output
 
@@ -44,4 +44,4 @@ def publish_gate_report(params: Params, skill: str, root: str = ".") -> bool:
     report = (Path(root) / params.gate_dir(skill) / "report.md").read_text(encoding="utf-8")
     create_markdown_artifact(markdown=report, key=f"gate-{skill}".replace("_", "-").lower(),
                              description=f"Regression gate for {skill}")
-    return pipeline.gate_passed(params, skill, root)
+    return dvc.gate_passed(params, skill, root)

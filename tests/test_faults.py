@@ -341,7 +341,7 @@ def test_rollback_never_lands_on_a_failed_gate_version_without_force(registry_en
 
 
 def test_stage_failure_names_sdfts_cause_without_progress_bar_text():
-    from sdft.pipeline import failure_cause
+    from tasks.dvc import failure_cause
 
     output = ("Running stage 'train@x':\n> sdft train --skill x\n"
               "train:  45%|####5     | 5/11 [00:10<00:12, 2.1s/it]error: training of 'x' diverged at step 5 (loss = nan)"

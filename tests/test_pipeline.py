@@ -94,7 +94,7 @@ def test_second_concurrent_run_is_refused(learned_two, prefect_server):
 
     ws, _ = learned_two
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from sdft.pipeline import pipeline_lock\n"
+        [sys.executable, "-c", "import sys, time; from tasks.dvc import pipeline_lock\n"
          "with pipeline_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)", str(ws)],
         stdout=subprocess.PIPE, text=True)
     try:

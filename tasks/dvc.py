@@ -1,7 +1,8 @@
-"""Run the DVC stages in curriculum order, one at a time, under a single-run lock.
+"""Orchestration: run DVC stages one at a time under the workspace's single-run lock (moved out of `sdft/`,
+which is the library only).
 
-The Prefect flows call this (through `tasks/`), so a flow run leaves the workspace exactly as
-`dvc repro` would: the stages are DVC's, recorded in dvc.lock. No Prefect import here.
+The Prefect tasks (`tasks/stages.py`) and `python -m flows.pipeline` call this, so a flow run leaves the
+workspace exactly as `dvc repro` would: the stages are DVC's, recorded in dvc.lock. No Prefect import here.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import SdftError
-from .params import Params
+from sdft.errors import SdftError
+from sdft.params import Params
 
 LOCK_FILE = ".sdft-pipeline.lock"
 SKILL_STAGES = ("ingest", "train", "evaluate", "gate", "register")
