@@ -17,6 +17,7 @@ import yaml
 
 from .params import Params
 
+# The per-skill stages of dvc.yaml, in the order they run (also what tasks/dvc.py plans with).
 SKILL_STAGES = ("ingest", "train", "evaluate", "gate", "register")
 
 

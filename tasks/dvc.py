@@ -20,9 +20,9 @@ from typing import Iterator
 
 from sdft.errors import SdftError
 from sdft.params import Params
+from sdft.status import SKILL_STAGES  # the per-skill stages of dvc.yaml, in order
 
 LOCK_FILE = ".sdft-pipeline.lock"
-SKILL_STAGES = ("ingest", "train", "evaluate", "gate", "register")
 
 
 def stage_plan(params: Params, skill: str) -> list[list[str]]:
