@@ -8,8 +8,9 @@ skill called `../../skills`, or any path outside the output folders is refused, 
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,9 +21,10 @@ from .errors import SdftError
 MARKER = ".sdft-output"
 
 
-# In every temporary folder: "<pid> <target name>". A killed stage leaves its temporary folder behind; the
-# next run for the same target removes those whose process is gone (and never one a live process owns).
-OWNER = ".sdft-owner"
+# Temporary folders are named `.<target>-<pid>-<random>`: a killed stage leaves its own behind, and the next
+# run for the same target (or any `sdft` command, `sweep_leftovers`) removes those whose process is gone,
+# never one a live process owns. The name carries the owner, so nothing inside has to be cleaned up.
+_TEMP = re.compile(r"^\.(?P<name>.+)-(?P<pid>\d+)-(?P<tail>[a-z0-9_]+)$")
 
 
 def staging_dir(out_dir: Path) -> Path:
@@ -30,13 +32,7 @@ def staging_dir(out_dir: Path) -> Path:
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    _claim(tmp, out_dir)
-    return tmp
-
-
-def _claim(folder: Path, target: Path) -> None:
-    (folder / OWNER).write_text(f"{os.getpid()} {target.name}\n", encoding="utf-8")
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-{os.getpid()}-", dir=out_dir.parent))
 
 
 def _alive(pid: int) -> bool:
@@ -49,13 +45,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stale(folder: Path, target_name: str | None = None) -> bool:
+    m = _TEMP.match(folder.name)
+    return bool(m) and folder.is_dir() and target_name in (None, m["name"]) and not _alive(int(m["pid"]))
+
+
 def remove_stale_temporaries(out_dir: Path) -> list[Path]:
     """Temporary folders for `out_dir` left by a killed run (their owner process is gone)."""
-    removed = []
-    for folder in out_dir.parent.glob(f".{out_dir.name}-*"):
-        if (folder / OWNER).is_file() and _owner_gone(folder / OWNER, out_dir.name):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+    removed = [f for f in out_dir.parent.glob(f".{out_dir.name}-*") if _stale(f, out_dir.name)]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+def sweep_leftovers(root: Path) -> list[Path]:
+    """Temporary folders of killed runs anywhere under the artifacts folder, removed at the start of every
+    `sdft` command (a stage DVC does not rerun would otherwise never clear its own)."""
+    root = Path(root)
+    removed = [f for f in root.rglob(".*-*") if _stale(f)] if root.is_dir() else []
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
     return removed
 
 
@@ -91,54 +100,20 @@ def write_file_atomic(path: Path, text: str) -> None:
 
 
 def publish_dir(tmp: Path, out_dir: Path) -> Path:
-    """Move the finished `tmp` folder to `out_dir`, replacing only a folder the pipeline wrote."""
+    """Move the finished `tmp` folder to `out_dir`, replacing only a folder the pipeline wrote.
+
+    The old output is moved aside and deleted *before* the new one moves in, so the rename is the last step and
+    a kill at any moment leaves the old output, no output (DVC reruns the stage), or the new one, and at most a
+    temporary folder of a dead process (removed by the next run), never a half-written output.
+    """
     check_replaceable(out_dir)
     (tmp / MARKER).write_text("written by sdft; safe for sdft to replace\n", encoding="utf-8")
-    old = None
     if out_dir.exists():
-        # Move the old output aside first: between the two renames nothing is half-written.
-        old = out_dir.with_name(f".{out_dir.name}-old-{tmp.name}")
-        _claim(out_dir, out_dir)  # if killed before the rmtree below, the next run removes it
+        old = out_dir.with_name(f".{out_dir.name}-{os.getpid()}-old{secrets.token_hex(4)}")
         out_dir.rename(old)
-    (tmp / OWNER).unlink(missing_ok=True)
+        shutil.rmtree(old)
     tmp.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return out_dir
-
-
-def _owner_gone(owner: Path, target_name: str | None = None) -> bool:
-    try:
-        pid, name = owner.read_text(encoding="utf-8").split()
-        pid = int(pid)
-    except (OSError, ValueError):
-        return False
-    return (target_name is None or name == target_name) and not _alive(pid)
-
-
-def sweep_leftovers(root: Path) -> list[Path]:
-    """What killed runs left under the artifacts folder, removed at the start of every `sdft` command:
-    temporary folders whose owner process is gone, and the resume state of runs that finished (killed between
-    publishing their checkpoint and deleting it). A stage DVC does not rerun would otherwise never clear them."""
-    root, removed = Path(root), []
-    if not root.is_dir():
-        return removed
-    for owner in list(root.rglob(OWNER)):
-        folder = owner.parent
-        if folder.name.startswith(".") and _owner_gone(owner):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    for stamp in list(root.rglob("*.resume/fingerprint")):
-        folder = stamp.parent
-        metrics = train_metrics_file(folder.with_name(folder.name.removesuffix(".resume")))
-        try:
-            finished = json.loads(metrics.read_text(encoding="utf-8")).get("run_fingerprint") == stamp.read_text(encoding="utf-8")
-        except (OSError, ValueError):
-            finished = False
-        if finished:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
 
 
 def resume_dir(checkpoint: Path) -> Path:

@@ -57,13 +57,12 @@ def base(params: Params) -> None:
     target = params.checkpoint_dir(BASE)
     tmp = staging_dir(target)
     try:
-        frozen = tmp / "model"
         if Path(source).is_dir():
-            shutil.copytree(source, frozen, ignore=shutil.ignore_patterns(".*"))
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".*"), dirs_exist_ok=True)
         else:  # a hub id: save what from_pretrained fetched
-            load_model(source, params.model).save_pretrained(frozen)
-            load_tokenizer(source, params.model.trust_remote_code).save_pretrained(frozen)
-        publish_dir(frozen, target)
+            load_model(source, params.model).save_pretrained(tmp)
+            load_tokenizer(source, params.model.trust_remote_code).save_pretrained(tmp)
+        publish_dir(tmp, target)  # renamed into place: nothing left to clean up after it
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # The base model learned no skill: an empty data folder, so the first skill's train stage can depend on

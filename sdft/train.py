@@ -97,13 +97,16 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     records = load_split(data_dir, "train")
     meta = load_meta(data_dir)
     out_dir = Path(out_dir)
+    # The checkpoint is written into `tmp` and renamed into place as the very last step (nothing to clean up after
+    # it); the trainer's own folder is the resume folder (`train.save_steps`) or a second temporary one.
     tmp = staging_dir(out_dir)  # refuses a folder the pipeline did not write, before any training
-    resume_from = None
+    resume_from, scratch = None, None
     try:
         start = time.perf_counter()
-        work_dir, fingerprint = tmp / "trainer", run_fingerprint(params, skill_name, meta, base_model)
         if params.train.save_steps:  # mid-run state survives a kill, in <checkpoint>.resume/
-            work_dir, resume_from = open_resume_dir(out_dir, fingerprint)
+            work_dir, resume_from = open_resume_dir(out_dir, run_fingerprint(params, skill_name, meta, base_model))
+        else:
+            work_dir = scratch = staging_dir(out_dir)
         trainer, rows = prepare_trainer(params, skill_name, records, base_model, work_dir)
         tokenizer = trainer.processing_class
         if resume_from is not None:
@@ -120,9 +123,8 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         final = merged(trainer.model).to(getattr(torch, params.model.dtype))  # saved in the serving dtype
         curve = loss_curve(trainer.state.log_history)
         check_finite(trainer.state.log_history, final, skill_name)
-        checkpoint = tmp / "model"
-        final.save_pretrained(checkpoint)
-        tokenizer.save_pretrained(checkpoint)
+        final.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         metrics = {
             "skill": skill_name,
             "method": method,
@@ -132,7 +134,6 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
             "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
-            "run_fingerprint": fingerprint,  # lets a later command tell this run's leftover resume state (outputs.py)
             "train_seconds": round(seconds, 2),
             "loss_first": curve[0] if curve else None,
             "loss_last": curve[-1] if curve else None,
@@ -141,10 +142,13 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "log_history": trainer.state.log_history,
             "params": to_dict(params),
         }
-        publish_dir(checkpoint, out_dir)  # the checkpoint appears whole, or not at all
+        # The run is done: its resume state goes first (a kill from here on retrains from step 1, never resumes
+        # a finished run), then the log beside the checkpoint, and the checkpoint appears whole as the last step.
+        shutil.rmtree(work_dir, ignore_errors=True)
         write_file_atomic(train_metrics_file(out_dir), json.dumps(metrics, indent=2, default=str) + "\n")
-        if params.train.save_steps:
-            shutil.rmtree(work_dir, ignore_errors=True)  # the run is done: nothing left to resume
+        publish_dir(tmp, out_dir)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # already renamed on success
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return metrics

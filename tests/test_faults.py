@@ -463,21 +463,16 @@ def test_resume_state_of_another_run_or_a_cut_checkpoint_is_never_resumed(tmp_pa
 
 
 def test_leftovers_of_killed_commands_are_swept_and_live_ones_kept(tmp_path):
-    from sdft.outputs import OWNER, sweep_leftovers
+    from sdft.outputs import staging_dir, sweep_leftovers
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     ckpts = tmp_path / "artifacts" / "checkpoints"
-    folders = {}
-    for name, pid in (("dead", dead.pid), ("live", os.getpid())):
-        folders[name] = ckpts / f".facts-{name}"
-        folders[name].mkdir(parents=True)
-        (folders[name] / OWNER).write_text(f"{pid} facts\n")
-    for name, stamp, recorded in (("done", "run-1", "run-1"), ("cut", "run-2", "run-1")):
-        (ckpts / f"{name}.resume").mkdir()
-        (ckpts / f"{name}.resume" / "fingerprint").write_text(stamp)
-        (ckpts / name).mkdir()
-        (ckpts / f"{name}.train_metrics.json").write_text(json.dumps({"run_fingerprint": recorded}))
-    removed = sweep_leftovers(tmp_path / "artifacts")
-    assert sorted(p.name for p in removed) == [".facts-dead", "done.resume"]
-    assert folders["live"].exists() and (ckpts / "cut.resume").exists()  # a live owner; a run that did not finish
+    mine = staging_dir(ckpts / "facts")  # this (live) process's temporary folder: never touched
+    left = ckpts / f".facts-{dead.pid}-abc123_x"  # what a killed run leaves (its pid in the name)
+    left.mkdir()
+    (left / "model.safetensors").write_bytes(b"half")
+    user = ckpts / ".my-notes-1"  # not a pipeline name pattern (no random tail): kept
+    user.mkdir()
+    assert sweep_leftovers(tmp_path / "artifacts") == [left]
+    assert mine.exists() and user.exists() and not left.exists()
