@@ -144,9 +144,15 @@ def violations(ws: Path, ref: dict, before: dict) -> list[str]:
 
 
 def recover(ws: Path) -> str:
-    """What a user does after any failure: run the chain again."""
+    """What a user does after any failure: run the chain again, then look (`sdft status`). DVC may restore a
+    killed stage's output from its run cache without running any `sdft` command; the killed run's temporary
+    and resume folders are then removed by the next `sdft` command, whichever it is."""
     res = dvc(ws, "repro", check=False)
-    return "" if res.returncode == 0 else f"rerun failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}"
+    if res.returncode != 0:
+        return f"rerun failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}"
+    subprocess.run([str(Path(sys.executable).parent / "sdft"), "status"], cwd=ws, env=env(ws), capture_output=True,
+                   timeout=300)
+    return ""
 
 
 def kill_during(ws: Path, stage: str, delay: float) -> None:

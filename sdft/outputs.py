@@ -59,13 +59,43 @@ def remove_stale_temporaries(out_dir: Path) -> list[Path]:
 
 
 def sweep_leftovers(root: Path) -> list[Path]:
-    """Temporary folders of killed runs anywhere under the artifacts folder, removed at the start of every
-    `sdft` command (a stage DVC does not rerun would otherwise never clear its own)."""
+    """What killed runs left anywhere under the artifacts folder, removed at the start of every `sdft` command:
+    DVC may restore a killed stage's output from its run cache without running any `sdft` command, so a run's
+    own cleanup cannot be relied on. Removed: temporary folders of dead processes, and resume state of a dead
+    run that either saved no step yet or whose checkpoint is already in place (same params, data and base)."""
     root = Path(root)
-    removed = [f for f in root.rglob(".*-*") if _stale(f)] if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    removed = [f for f in root.rglob(".*-*") if _stale(f)]
+    for stamp in root.rglob("*.resume/fingerprint"):
+        fingerprint, pid = _read_stamp(stamp)
+        if pid is None or _alive(pid):
+            continue
+        folder = stamp.parent
+        checkpoint = folder.with_name(folder.name.removesuffix(".resume"))
+        progress = any((c / "trainer_state.json").is_file() for c in folder.glob("checkpoint-*"))
+        if not progress or (checkpoint.is_dir() and _recorded_fingerprint(checkpoint) == fingerprint):
+            removed.append(folder)
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
+
+
+def _read_stamp(stamp: Path) -> tuple[str, int | None]:
+    try:
+        fingerprint, pid = stamp.read_text(encoding="utf-8").split()
+        return fingerprint, int(pid)
+    except (OSError, ValueError):
+        return "", None
+
+
+def _recorded_fingerprint(checkpoint: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads(train_metrics_file(checkpoint).read_text(encoding="utf-8")).get("run_fingerprint")
+    except (OSError, ValueError):
+        return None
 
 
 def check_replaceable(out_dir: Path) -> None:
@@ -132,12 +162,11 @@ def open_resume_dir(checkpoint: Path, fingerprint: str) -> tuple[Path, Path | No
     folder = resume_dir(checkpoint)
     check_replaceable(folder)
     stamp = folder / "fingerprint"
-    if folder.exists() and (not stamp.is_file() or stamp.read_text(encoding="utf-8") != fingerprint):
+    if folder.exists() and _read_stamp(stamp)[0] != fingerprint:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).write_text("written by sdft; safe for sdft to replace\n", encoding="utf-8")
-    if not stamp.is_file():
-        write_file_atomic(stamp, fingerprint)
+    write_file_atomic(stamp, f"{fingerprint} {os.getpid()}")  # this run owns it now (sweep_leftovers reads the pid)
     done = []
     for ckpt in folder.glob("checkpoint-*"):
         if (ckpt / "trainer_state.json").is_file():

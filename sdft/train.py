@@ -103,8 +103,9 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     resume_from, scratch = None, None
     try:
         start = time.perf_counter()
+        fingerprint = run_fingerprint(params, skill_name, meta, base_model)
         if params.train.save_steps:  # mid-run state survives a kill, in <checkpoint>.resume/
-            work_dir, resume_from = open_resume_dir(out_dir, run_fingerprint(params, skill_name, meta, base_model))
+            work_dir, resume_from = open_resume_dir(out_dir, fingerprint)
         else:
             work_dir = scratch = staging_dir(out_dir)
         trainer, rows = prepare_trainer(params, skill_name, records, base_model, work_dir)
@@ -134,6 +135,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
             "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
+            "run_fingerprint": fingerprint,  # what resume state this checkpoint makes redundant (outputs.sweep_leftovers)
             "train_seconds": round(seconds, 2),
             "loss_first": curve[0] if curve else None,
             "loss_last": curve[-1] if curve else None,

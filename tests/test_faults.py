@@ -474,5 +474,18 @@ def test_leftovers_of_killed_commands_are_swept_and_live_ones_kept(tmp_path):
     (left / "model.safetensors").write_bytes(b"half")
     user = ckpts / ".my-notes-1"  # not a pipeline name pattern (no random tail): kept
     user.mkdir()
-    assert sweep_leftovers(tmp_path / "artifacts") == [left]
-    assert mine.exists() and user.exists() and not left.exists()
+    resume = {}
+    for name, pid, step, recorded in (("done", dead.pid, True, "fp"), ("cut", dead.pid, True, "other"),
+                                      ("empty", dead.pid, False, None), ("live", os.getpid(), False, None)):
+        resume[name] = ckpts / f"{name}.resume"
+        (resume[name] / "checkpoint-2").mkdir(parents=True)
+        if step:
+            (resume[name] / "checkpoint-2" / "trainer_state.json").write_text("{}")
+        (resume[name] / "fingerprint").write_text(f"fp {pid}")
+        if recorded:
+            (ckpts / name).mkdir()
+            (ckpts / f"{name}.train_metrics.json").write_text(json.dumps({"run_fingerprint": recorded}))
+    removed = sweep_leftovers(tmp_path / "artifacts")
+    # a dead run's temporary folder; resume state made redundant by the checkpoint in place; one with no step saved
+    assert sorted(removed) == sorted([left, resume["done"], resume["empty"]])
+    assert mine.exists() and user.exists() and resume["cut"].exists() and resume["live"].exists()
