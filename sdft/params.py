@@ -235,6 +235,11 @@ class Params:
     def registry_file(self, name: str) -> Path:
         return Path(self.artifacts_dir) / "registry" / f"{name}.json"
 
+    def gate_marker(self, name: str) -> Path:
+        """One word, "pass" or "fail": the next skill's training depends on this file alone, so editing a gate
+        threshold re-runs the gate and the registration but never retrains a skill whose verdict did not flip."""
+        return self.registry_file(name).with_suffix(".gate")
+
     def report_dir(self) -> Path:
         return Path(self.artifacts_dir) / "report"
 

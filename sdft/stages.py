@@ -34,12 +34,6 @@ from .report import pct, forgetting_plot, matrix_markdown
 BASE = "base"
 
 
-def gate_marker(params: Params, name: str) -> Path:
-    """One word, "pass" or "fail": the next skill's training depends on this file alone, so editing a gate
-    threshold re-runs the gate and the registration but never retrains a skill whose verdict did not flip."""
-    return params.registry_file(name).with_suffix(".gate")
-
-
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -71,13 +65,13 @@ def base(params: Params) -> None:
     results = evaluate_model(params, str(target), list(params.probes))
     scores = write_predictions(params.eval_dir(BASE) / "predictions", results)
     _write_json(params.eval_dir(BASE) / "scores.json", {"model": BASE, "scores": scores, "reference": None})
-    gate_marker(params, BASE).parent.mkdir(parents=True, exist_ok=True)
-    gate_marker(params, BASE).write_text("pass\n")
+    params.gate_marker(BASE).parent.mkdir(parents=True, exist_ok=True)
+    params.gate_marker(BASE).write_text("pass\n")
 
 
 def require_parent_passed(params: Params, skill: str) -> None:
     parent = params.parent(skill)
-    marker = gate_marker(params, parent)
+    marker = params.gate_marker(parent)
     status = marker.read_text().strip() if marker.exists() else "missing"
     if status != "pass":
         raise SdftError(
@@ -166,7 +160,7 @@ def register(params: Params, skill: str) -> dict:
                                [params.gate_dir(skill) / "report.md", params.gate_dir(skill) / "verdict.json", plot],
                                matrix.metrics().as_dict())
     _write_json(params.registry_file(skill), result)
-    gate_marker(params, skill).write_text(f"{result['gate']}\n")
+    params.gate_marker(skill).write_text(f"{result['gate']}\n")
     return result
 
 
