@@ -11,11 +11,10 @@ import re
 import tempfile
 from pathlib import Path
 
-from .data import read_records, validate_records
 from .errors import SdftError
-from .models import context_length, resolve_model, token_counter
+from .ingest import validated_records
 from .outputs import write_file_atomic
-from .params import check_skill_name, load_params
+from .params import SkillSpec, check_skill_name, load_params
 
 NEXT_STEP = "dvc repro   (or: prefect deployment run 'learn-pending-skills/nightly')"
 
@@ -47,10 +46,7 @@ def add_skill(params_path: str | Path, data_path: str, kind: str, scorer: str, n
     if name in params.skills or name in params.probes:
         raise SdftError(f"{name!r} is already in params.yaml.", where=str(params_path),
                         fix="pick another `--name`, or edit the existing entry.")
-    model = resolve_model(params.model.name_or_path)
-    validate_records(read_records(data_path, params.data.max_file_mb), where=str(data_path),
-                     count_tokens=token_counter(model, params.model.trust_remote_code),
-                     max_tokens=params.data.max_record_tokens or context_length(model))
+    validated_records(params, SkillSpec(name=name, path=data_path, kind=kind, scorer=scorer))  # as `sdft ingest`
     after = list(params.skills)[-1] if params.skills else "base"
     lines = params_path.read_text(encoding="utf-8").splitlines(keepends=True)
     end = skills_block_end(lines, str(params_path))

@@ -9,18 +9,24 @@ from .models import context_length, resolve_model, token_counter
 from .params import Params, SkillSpec
 
 
-def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = None, out_dir: str | Path | None = None) -> IngestResult:
+def validated_records(params: Params, spec: SkillSpec, source: str | Path | None = None) -> list[dict]:
+    """A skill file's records, checked (format, schema, duplicates, size, token length) or refused with the fix;
+    what `sdft ingest` writes and what `sdft add-skill` accepts."""
     source = Path(source or spec.path)
     raw = read_records(source, params.data.max_file_mb)
     model = resolve_model(params.model.name_or_path)
-    max_tokens = params.data.max_record_tokens or context_length(model)
-    records = validate_records(
+    return validate_records(
         raw,
         where=str(source),
         columns=spec.columns,
         count_tokens=token_counter(model, params.model.trust_remote_code),
-        max_tokens=max_tokens,
+        max_tokens=params.data.max_record_tokens or context_length(model),
     )
+
+
+def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = None, out_dir: str | Path | None = None) -> IngestResult:
+    source = Path(source or spec.path)
+    records = validated_records(params, spec, source)
     train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, train_enabled=spec.name not in params.probes)
     meta = {"skill": spec.name, "source": str(source), "scorer": spec.scorer, "kind": spec.kind,
             "probe": spec.name in params.probes}
