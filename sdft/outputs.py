@@ -8,6 +8,7 @@ skill called `../../skills`, or any path outside the output folders is refused, 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -73,7 +74,7 @@ def sweep_leftovers(root: Path) -> list[Path]:
             continue
         folder = stamp.parent
         checkpoint = folder.with_name(folder.name.removesuffix(".resume"))
-        progress = any((c / "trainer_state.json").is_file() for c in folder.glob("checkpoint-*"))
+        progress = bool(_complete_checkpoints(folder))
         if not progress or (checkpoint.is_dir() and _recorded_fingerprint(checkpoint) == fingerprint):
             removed.append(folder)
     for folder in removed:
@@ -89,9 +90,16 @@ def _read_stamp(stamp: Path) -> tuple[str, int | None]:
         return "", None
 
 
-def _recorded_fingerprint(checkpoint: Path) -> str | None:
-    import json
+def _complete_checkpoints(folder: Path) -> list[Path]:
+    """Mid-run checkpoints that hold `trainer_state.json`, which transformers writes last."""
+    return [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]
 
+
+def _mark(folder: Path) -> None:
+    (folder / MARKER).write_text("written by sdft; safe for sdft to replace\n", encoding="utf-8")
+
+
+def _recorded_fingerprint(checkpoint: Path) -> str | None:
     try:
         return json.loads(train_metrics_file(checkpoint).read_text(encoding="utf-8")).get("run_fingerprint")
     except (OSError, ValueError):
@@ -137,7 +145,7 @@ def publish_dir(tmp: Path, out_dir: Path) -> Path:
     temporary folder of a dead process (removed by the next run), never a half-written output.
     """
     check_replaceable(out_dir)
-    (tmp / MARKER).write_text("written by sdft; safe for sdft to replace\n", encoding="utf-8")
+    _mark(tmp)
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}-{os.getpid()}-old{secrets.token_hex(4)}")
         out_dir.rename(old)
@@ -165,12 +173,9 @@ def open_resume_dir(checkpoint: Path, fingerprint: str) -> tuple[Path, Path | No
     if folder.exists() and _read_stamp(stamp)[0] != fingerprint:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / MARKER).write_text("written by sdft; safe for sdft to replace\n", encoding="utf-8")
+    _mark(folder)
     write_file_atomic(stamp, f"{fingerprint} {os.getpid()}")  # this run owns it now (sweep_leftovers reads the pid)
-    done = []
-    for ckpt in folder.glob("checkpoint-*"):
-        if (ckpt / "trainer_state.json").is_file():
-            done.append(ckpt)
-        else:
-            shutil.rmtree(ckpt, ignore_errors=True)
+    done = _complete_checkpoints(folder)
+    for cut in set(folder.glob("checkpoint-*")) - set(done):
+        shutil.rmtree(cut, ignore_errors=True)
     return folder, max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]), default=None)

@@ -25,6 +25,7 @@ from .outputs import MARKER, train_metrics_file
 from .params import Params
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
+ALIASES = (CANDIDATE, CHAMPION, PREVIOUS)
 NO_CHAMPION = "none"  # `promoted_from` of a version promoted when there was no champion yet
 
 # Fail fast on a dead tracking server instead of retrying for minutes.
@@ -72,14 +73,15 @@ def aliases_quick(params: Params) -> dict[str, str | None]:
 
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        if not Path(uri.removeprefix("sqlite:///")).exists():  # nothing registered yet (and nothing to create)
-            return {a: None for a in (CANDIDATE, CHAMPION, PREVIOUS)}
+        db_file = uri.removeprefix("sqlite:///")
+        if not Path(db_file).exists():  # nothing registered yet (and nothing to create)
+            return dict.fromkeys(ALIASES)
         try:
-            with sqlite3.connect(f"file:{uri.removeprefix('sqlite:///')}?mode=ro", uri=True) as db:
+            with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as db:
                 rows = db.execute("SELECT alias, version FROM registered_model_aliases WHERE name = ?",
                                   (params.promotion.registered_model_name,)).fetchall()
             found = {alias: str(version) for alias, version in rows}
-            return {a: found.get(a) for a in (CANDIDATE, CHAMPION, PREVIOUS)}
+            return {a: found.get(a) for a in ALIASES}
         except sqlite3.Error:
             pass
     return aliases(params)
@@ -87,7 +89,7 @@ def aliases_quick(params: Params) -> dict[str, str | None]:
 
 def aliases(params: Params) -> dict[str, str | None]:
     c, name = client(), params.promotion.registered_model_name
-    return {a: _alias_version(c, name, a) for a in (CANDIDATE, CHAMPION, PREVIOUS)}
+    return {a: _alias_version(c, name, a) for a in ALIASES}
 
 
 def promote(params: Params, version: str, force: bool = False) -> str:
