@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from tiny_model import build_tiny_model  # noqa: E402
-from workspace import env, make_workspace, sh  # noqa: E402
+from workspace import env, make_workspace, registry_state, sh, versions  # noqa: E402
 
 SKILL = "facts_a"
 STAGES = ("train", "evaluate", "register")
@@ -74,19 +74,6 @@ def outcome(ws: Path) -> dict:
     return {"weights": weights, "scores": scores}
 
 
-def aliases(ws: Path) -> dict[str, str | None]:
-    from mlflow import MlflowClient
-
-    c = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}")
-    found = {}
-    for name in ("candidate", "champion", "previous-champion"):
-        try:
-            found[name] = str(c.get_model_version_by_alias("sdft-model", name).version)
-        except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
-            found[name] = None
-    return found
-
-
 def registry_violations(ws: Path) -> list[str]:
     from mlflow import MlflowClient
 
@@ -100,13 +87,8 @@ def registry_violations(ws: Path) -> list[str]:
         if running:
             out.append(f"{len(running)} MLflow run(s) left RUNNING")
 
-    def alias(name):
-        try:
-            return c.get_model_version_by_alias("sdft-model", name)
-        except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
-            return None
-
-    champion, previous = alias("champion"), alias("previous-champion")
+    state = registry_state(ws)
+    champion, previous = state["champion"], state["previous-champion"]
     if champion is None:
         out.append("no champion")
     elif champion.tags.get("gate") != "pass":
@@ -133,8 +115,9 @@ def violations(ws: Path, ref: dict, before: dict) -> list[str]:
     if got["scores"] != ref["scores"]:
         out.append("scores differ from the reference")
     out += registry_violations(ws)
-    if aliases(ws) != ref["aliases"]:  # a rerun of a stage must not move an alias the reference run set
-        out.append(f"aliases {aliases(ws)} differ from the reference's {ref['aliases']}")
+    now = versions(ws)
+    if now != ref["aliases"]:  # a rerun of a stage must not move an alias the reference run set
+        out.append(f"aliases {now} differ from the reference's {ref['aliases']}")
     art = ws / "artifacts"
     left = [p for p in art.rglob("*") if p.is_dir() and (p.name.endswith(".resume") or
                                                          (p.name.startswith(".") and "-" in p.name))]
@@ -265,7 +248,7 @@ def main() -> int:
        "save_steps=1, max_steps=4); yaml.safe_dump(p, open('params.yaml', 'w'), sort_keys=False)")
     sh(ws, "git", "commit", "-qam", "fault suite: save every step")
     dvc(ws, "repro")
-    ref, before = {**outcome(ws), "aliases": aliases(ws)}, user_files(ws)
+    ref, before = {**outcome(ws), "aliases": versions(ws)}, user_files(ws)
     seconds = {}
     for stage in STAGES:  # each stage's length, to draw kill moments inside it
         start = time.perf_counter()
