@@ -52,7 +52,7 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
                     where="params.yaml: train",
                     fix="lower `train.learning_rate` (or `train.max_grad_norm`), then rerun the train stage.",
                 )
-    bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+    bad = non_finite_tensors(model)
     if bad:
         raise SdftError(
             f"training of {skill_name!r} left non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); "
@@ -60,6 +60,35 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
             where="params.yaml: train",
             fix="lower `train.learning_rate` (or `train.max_grad_norm`), then rerun the train stage.",
         )
+
+
+def non_finite_tensors(model) -> list[str]:
+    return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+
+
+def check_finite_base(model, model_path: str) -> None:
+    """A base or parent with a NaN/inf weight can only diverge (SDFT's sampler then fails with a bare
+    "probability tensor contains inf/nan"): refuse it before any step, naming the folder."""
+    bad = non_finite_tensors(model)
+    if bad:
+        raise SdftError(
+            f"the model to learn from has non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); nothing was trained.",
+            where=model_path,
+            fix="restore the parent checkpoint (`dvc checkout`, or `dvc pull` from the remote), or point "
+                "`model.name_or_path` at an intact model.",
+        )
+
+
+def _diverged_while_sampling(exc: RuntimeError, trainer, skill_name: str) -> SdftError | None:
+    """torch's sampler refuses NaN/inf probabilities: that is the loss diverging mid-run, said as such."""
+    if "inf" not in str(exc) or "nan" not in str(exc):
+        return None
+    return SdftError(
+        f"training of {skill_name!r} diverged at step {trainer.state.global_step + 1} (the rollouts' probabilities "
+        "are NaN/inf); no checkpoint was written.",
+        where="params.yaml: train",
+        fix="lower `train.learning_rate` (or `train.max_grad_norm`), then rerun the train stage.",
+    )
 
 
 def run_fingerprint(params: Params, skill_name: str, meta: dict, base_model: str) -> str:
@@ -80,6 +109,7 @@ def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_m
     tokenizer = load_tokenizer(model_path, params.model.trust_remote_code)
     set_seed(params.train.seed)
     model = load_model(model_path, params.model, for_training=True)
+    check_finite_base(model, model_path)
     rows, mixed = training_rows(params, skill_name, records)
     if method == "sft" and any(r["source"] == "anchor" for r in rows):
         rows = with_parent_answers(rows, model, tokenizer, params)
@@ -112,7 +142,13 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         tokenizer = trainer.processing_class
         if resume_from is not None:
             print(f"resuming {skill_name} from step {resume_from.name.rsplit('-', 1)[1]} ({resume_from})", flush=True)
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        except RuntimeError as exc:
+            diverged = _diverged_while_sampling(exc, trainer, skill_name)
+            if diverged is None:
+                raise
+            raise diverged from exc
         seconds = time.perf_counter() - start
         # SDFT samples rollouts (SFT does not): which engine did, and for vLLM what the weight syncs cost.
         rollouts = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bad_params import BAD_VALUES
 from conftest import REPO, fact_records, fake_checkpoint
 from sdft.errors import SdftError
 from sdft.params import load_params
@@ -107,27 +108,52 @@ def test_the_pipelines_own_output_is_replaced_whole(project):
 # ---------------------------------------------------------------- NaN / inf training
 
 
-def test_diverged_training_writes_no_checkpoint_and_names_the_step(params, tiny_model_dir, tmp_path):
-    """A base model with one NaN weight: every loss is NaN. transformers would log it as 0.0 by default."""
+def _broken_copy(tiny_model_dir, folder, value: float):
+    """The tiny model with one weight set to `value`: NaN (a damaged model) or a huge finite number (a model whose
+    activations overflow to inf: every loss is NaN, the way a diverged run looks)."""
     import shutil
 
+    import torch
     from safetensors.torch import load_file, save_file
 
+    shutil.copytree(tiny_model_dir, folder)
+    weights = load_file(folder / "model.safetensors")
+    if value != value:  # NaN: one entry of one matrix
+        name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
+        weights[name] = weights[name].clone()
+        weights[name].view(-1)[0] = value
+    else:  # the final norm's scale: every logit overflows
+        weights["model.norm.weight"] = torch.full_like(weights["model.norm.weight"], value)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize("method", ["sft", "sdft"])
+def test_a_non_finite_base_model_is_refused_before_training(params, tiny_model_dir, tmp_path, method):
     from sdft.data import write_skill
     from sdft.train import train_skill
 
-    broken = tmp_path / "nan-model"
-    shutil.copytree(tiny_model_dir, broken)
-    weights = load_file(broken / "model.safetensors")
-    name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
-    weights[name] = weights[name].clone()
-    weights[name].view(-1)[0] = float("nan")
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
-    params.train.method = "sft"
-    params.train.max_steps = 2
+    broken = _broken_copy(tiny_model_dir, tmp_path / "nan-model", float("nan"))
+    params.train.method, params.train.max_steps, params.rollout.engine = method, 2, "hf"
     data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
-    with pytest.raises(SdftError, match=r"diverged at step 1 \(loss = nan\); no checkpoint was written"):
+    with pytest.raises(SdftError, match="non-finite weights .* nothing was trained") as exc:
         train_skill(params, "facts", data, str(broken), tmp_path / "ckpt")
+    assert str(broken) in str(exc.value) and "dvc checkout" in str(exc.value)
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("method, cause", [("sft", r"\(loss = nan\)"), ("sdft", r"\(the rollouts' probabilities are NaN/inf\)")])
+def test_diverged_training_writes_no_checkpoint_and_names_the_step(params, tiny_model_dir, tmp_path, method, cause):
+    """Finite weights whose activations overflow: every loss is NaN (transformers would log it as 0.0 by default),
+    and SDFT's sampler meets NaN probabilities before any loss."""
+    from sdft.data import write_skill
+    from sdft.train import train_skill
+
+    overflow = _broken_copy(tiny_model_dir, tmp_path / "overflow-model", 3e38)
+    params.train.method, params.train.max_steps, params.rollout.engine = method, 2, "hf"
+    data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
+    with pytest.raises(SdftError, match=rf"diverged at step 1 {cause}.*no checkpoint was written"):
+        train_skill(params, "facts", data, str(overflow), tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ckpt")]
 
@@ -187,22 +213,6 @@ def test_missing_checkpoint_points_at_dvc_not_the_network(tmp_path):
 
 
 # ---------------------------------------------------------------- params.yaml checked at load
-
-BAD_VALUES = [
-    ("train", "learning_rate", "fast"), ("train", "learning_rate", -1e-4), ("train", "learning_rate", 0),
-    ("train", "learning_rate", 2.0), ("train", "per_device_train_batch_size", 0),
-    ("train", "per_device_train_batch_size", 2.5), ("train", "num_train_epochs", 0), ("train", "max_steps", 0),
-    ("train", "max_steps", -5), ("train", "gradient_accumulation_steps", 0), ("train", "warmup_ratio", 1.5),
-    ("train", "max_grad_norm", 0), ("train", "max_completion_length", 0), ("train", "lr_scheduler_type", "cosine-ish"),
-    ("train", "method", "rl"), ("train", "seed", "x"), ("train", "weight_decay", -0.1), ("eval", "batch_size", 0),
-    ("eval", "max_new_tokens", -1), ("sdft", "disagreement_power", -1), ("sdft", "sft_weight", -0.5),
-    ("sdft", "teacher_update_rate", 0), ("sdft", "teacher_update_rate", 1.5), ("sdft", "distillation_mode", "kl"),
-    ("sdft", "num_generations", 0), ("sdft", "temperature", 0), ("sdft", "generate_from_teacher", "yes please"),
-    ("gate", "max_prior_drop", 5), ("gate", "max_general_drop", -0.1), ("gate", "min_new_score", 2),
-    ("model", "dtype", "float64"), ("rollout", "engine", "vlm"), ("rollout", "gpu_memory_utilization", 0),
-    ("data", "eval_fraction", 2.0), ("data", "eval_fraction", 1.0), ("data", "max_file_mb", 0),
-    ("replay", "prior_fraction", 1.0), ("replay", "anchor_fraction", -0.1), ("promotion", "mode", "sometimes"),
-]
 
 
 @pytest.mark.parametrize("section, key, value", BAD_VALUES)
