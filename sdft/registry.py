@@ -255,6 +255,14 @@ def require_parent_is_champion(params: Params, skill: str) -> None:
                else "or change the chain in params.yaml."))
 
 
+def _artifact_location() -> str | None:
+    """A tracking server stores the model files itself (`mlflow-artifacts:/`), so every machine of a team reads
+    them; a local store keeps them beside its database (mlartifacts/, not MLflow's ./mlruns default)."""
+    if tracking_uri().startswith(("http://", "https://")):
+        return None
+    return (Path.cwd() / "mlartifacts").resolve().as_uri()
+
+
 def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict: dict, report_files: list[Path],
              matrix_metrics: dict) -> dict:
     """Log the run, create the model version with lineage tags, set `candidate`, promote if allowed.
@@ -267,8 +275,7 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
     c = client()
     pp = params.promotion
     exp = c.get_experiment_by_name(pp.experiment)
-    exp_id = exp.experiment_id if exp else c.create_experiment(
-        pp.experiment, artifact_location=(Path.cwd() / "mlartifacts").resolve().as_uri())
+    exp_id = exp.experiment_id if exp else c.create_experiment(pp.experiment, artifact_location=_artifact_location())
     _close_interrupted_runs(c, exp_id)
     name = pp.registered_model_name
     gate_tag = gate_word(verdict)
