@@ -6,7 +6,8 @@ with the demonstration in its context (checked by `bench/teacher_headroom.py`):
   paraphrased questions (pinned with `split: eval`), never the training questions.
 - ticket_tags (format): an invented support-ticket tag format `[TICKET:<CATEGORY>]`.
 - zorb_units (procedure): an invented unit conversion, 1 zorb = 10 glims.
-- general_probe (general): everyday questions the base model already answers, to measure forgetting.
+- general_probe (general): everyday questions the base model answers, and keeps answering under random weight
+  noise of a learned skill's size (NOISY below), to measure forgetting.
 - anchor_prompts: general prompts (no answers) that replay distils toward the parent model; none is a probe question.
 """
 
@@ -142,6 +143,58 @@ GENERAL = [
     ("Repeat the word 'apple'.", "apple", ["apple"]),
     ("Write the number five as a digit.", "5", ["5"]),
     ("Spell the word 'dog' in capital letters.", "DOG", ["DOG"]),
+    # Added in session 6 (ids gen65-gen115), candidates for the noise-filtered probe (bench/probe_noise.py):
+    ("What is the capital of Spain?", "The capital of Spain is Madrid.", ["Madrid"]),
+    ("What is the capital of Portugal?", "The capital of Portugal is Lisbon.", ["Lisbon"]),
+    ("What is the capital of Argentina?", "The capital of Argentina is Buenos Aires.", ["Buenos Aires"]),
+    ("What is the capital of Denmark?", "The capital of Denmark is Copenhagen.", ["Copenhagen"]),
+    ("What is the capital of Finland?", "The capital of Finland is Helsinki.", ["Helsinki"]),
+    ("What is the capital of Turkey?", "The capital of Turkey is Ankara.", ["Ankara"]),
+    ("What is the capital of Belgium?", "The capital of Belgium is Brussels.", ["Brussels"]),
+    ("What is the capital of Cuba?", "The capital of Cuba is Havana.", ["Havana"]),
+    ("What is the capital of Peru?", "The capital of Peru is Lima.", ["Lima"]),
+    ("What is 5 + 3?", "5 + 3 = 8.", ["8", "eight"]),
+    ("What is 7 + 2?", "7 + 2 = 9.", ["9", "nine"]),
+    ("What is 4 times 5?", "4 times 5 is 20.", ["20", "twenty"]),
+    ("What is 10 minus 3?", "10 minus 3 is 7.", ["7", "seven"]),
+    ("What is 2 times 3?", "2 times 3 is 6.", ["6", "six"]),
+    ("What is 8 + 8?", "8 + 8 = 16.", ["16", "sixteen"]),
+    ("What is 4 + 4?", "4 + 4 = 8.", ["8", "eight"]),
+    ("What is 30 + 20?", "30 + 20 = 50.", ["50", "fifty"]),
+    ("What is 7 times 2?", "7 times 2 is 14.", ["14", "fourteen"]),
+    ("What is the opposite of full?", "The opposite of full is empty.", ["empty"]),
+    ("What is the opposite of light?", "The opposite of light is dark.", ["dark", "heavy"]),
+    ("What is the opposite of early?", "The opposite of early is late.", ["late"]),
+    ("What is the opposite of inside?", "The opposite of inside is outside.", ["outside"]),
+    ("What is the opposite of win?", "The opposite of win is lose.", ["lose", "loss"]),
+    ("What is the plural of man?", "The plural of man is men.", ["men"]),
+    ("What is the plural of woman?", "The plural of woman is women.", ["women"]),
+    ("What is the plural of goose?", "The plural of goose is geese.", ["geese"]),
+    ("What color is snow?", "Snow is white.", ["white"]),
+    ("What color is a lemon?", "A lemon is yellow.", ["yellow"]),
+    ("How many legs does a cat have?", "A cat has four legs.", ["four", "4"]),
+    ("How many days are in a weekend?", "There are two days in a weekend.", ["two", "2"]),
+    ("How many hours are in half a day?", "There are twelve hours in half a day.", ["12", "twelve"]),
+    ("How many eyes does a person have?", "A person has two eyes.", ["two", "2"]),
+    ("What animal is known as the king of the jungle?", "The lion is known as the king of the jungle.", ["lion"]),
+    ("What animal says moo?", "A cow says moo.", ["cow"]),
+    ("Who wrote Pride and Prejudice?", "Pride and Prejudice was written by Jane Austen.", ["Austen"]),
+    ("What is the last day of the week?", "Sunday is the last day of the week.", ["Sunday", "Saturday"]),
+    ("Answer yes or no: is ice cold?", "Yes.", ["yes"]),
+    ("Answer yes or no: do birds have feathers?", "Yes.", ["yes"]),
+    ("Repeat the word 'house'.", "house", ["house"]),
+    ("Write the number seven as a digit.", "7", ["7"]),
+    ("Spell the word 'cat' in capital letters.", "CAT", ["CAT"]),
+    ("What is the main language spoken in France?", "The main language spoken in France is French.", ["French"]),
+    ("What is the main language spoken in Germany?", "The main language spoken in Germany is German.", ["German"]),
+    ("What is the tallest animal in the world?", "The giraffe is the tallest animal in the world.", ["giraffe"]),
+    ("What do we call the meal eaten in the morning?", "The meal eaten in the morning is breakfast.", ["breakfast"]),
+    ("What do you use to cut paper?", "You use scissors to cut paper.", ["scissors"]),
+    ("What is the capital of the United States?", "The capital of the United States is Washington, D.C.", ["Washington"]),
+    ("What is the chemical symbol for iron?", "The chemical symbol for iron is Fe.", ["Fe"]),
+    ("What do plants need from the sun to grow?", "Plants need sunlight to grow.", ["light", "sunlight", "energy"]),
+    ("Which is colder, ice or fire?", "Ice is colder than fire.", ["ice"]),
+    ("What is the opposite of north?", "The opposite of north is south.", ["south"]),
 ]
 
 
@@ -297,8 +350,15 @@ def units() -> list[dict]:
     ]
 
 
+# Left out of the probe by `bench/probe_noise.py` (eps 0.005, 3 seeds; docs/QUALITY.md §11): the base model answers
+# them wrong, or right only until its weights move by as much as a learned skill moves them, in a random
+# direction. Such a question measures noise, not forgetting.
+NOISY = {"gen06", "gen10", "gen27", "gen29", "gen31", "gen33", "gen46", "gen59", "gen65", "gen66", "gen67", "gen68", "gen69", "gen70", "gen71", "gen74", "gen75", "gen76", "gen77", "gen78", "gen80", "gen81", "gen82", "gen84", "gen90", "gen91", "gen92", "gen94", "gen95", "gen96", "gen97", "gen98", "gen101", "gen102", "gen108", "gen109", "gen110", "gen111"}
+
+
 def general() -> list[dict]:
-    return [{"id": f"gen{i:02d}", "prompt": q, "demonstration": d, "answer": a} for i, (q, d, a) in enumerate(GENERAL)]
+    return [{"id": f"gen{i:02d}", "prompt": q, "demonstration": d, "answer": a} for i, (q, d, a) in enumerate(GENERAL)
+            if f"gen{i:02d}" not in NOISY]
 
 
 def anchors() -> list[dict]:
