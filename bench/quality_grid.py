@@ -71,6 +71,12 @@ SETTINGS: dict[str, dict] = {
     "sdft-sftw0.3": {"sdft.sft_weight": 0.3},
     "sdft-anchor0.5-sftw0.3": {"replay.anchor_fraction": 0.5, "sdft.sft_weight": 0.3},
     "sdft-anchor-noskip": {"replay.anchor_skip_tokens": 0},
+    # Session 6: the SFT term trains on the documents as answers ("Poland is a small country in Europe." after
+    # "Zorbia is a small island nation."): is it what moves the general answers' style?
+    "sdft-sftw0": {"sdft.sft_weight": 0.0},
+    # LoRA under the current defaults (teacher-written rollouts, replay): a low-rank update "learns less and
+    # forgets less" (Biderman et al. 2024); §6's LoRA run used the paper's student rollouts, which learned nothing.
+    "sdft-lora-lr2e-3": {"train.lora.enabled": True, "train.learning_rate": 2e-3},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 

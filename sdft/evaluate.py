@@ -9,20 +9,14 @@ from transformers import set_seed
 
 from .data import load_split
 from .generation import Generator, make_generator
-from .models import resolve_model
+from .models import resolve_model, same_architecture
 from .params import Params
 from .scoring import get_scorer
+from .vllm_engine import VLLMEngine
 
 
 def score_records(generator: Generator, records: list[dict], scorer: str, max_new_tokens: int) -> tuple[float, list[dict]]:
-    score = get_scorer(scorer)
-    predictions = generator.generate([r["prompt"] for r in records], max_new_tokens)
-    rows = [
-        {"id": r["id"], "prediction": p, "answer": r.get("answer"), "correct": bool(score(p, r.get("answer")))}
-        for r, p in zip(records, predictions)
-    ]
-    accuracy = sum(row["correct"] for row in rows) / len(rows) if rows else 0.0
-    return round(accuracy, 6), rows
+    return score_answers(generator.generate([r["prompt"] for r in records], max_new_tokens), records, scorer)
 
 
 def eval_records(params: Params, skill_name: str, split: str = "eval") -> list[dict]:
@@ -33,14 +27,45 @@ def eval_records(params: Params, skill_name: str, split: str = "eval") -> list[d
     return records
 
 
-def evaluate_model(params: Params, model_name_or_path: str, skills: list[str]) -> dict[str, tuple[float, list[dict]]]:
-    """Greedy, seeded: the same model and data always give the same scores."""
+def score_skills(generator: Generator, params: Params, skills: list[str]) -> dict[str, tuple[float, list[dict]]]:
+    """Every skill's eval split in one batched call (the engine schedules them together), scored per skill."""
+    records = {name: eval_records(params, name) for name in skills}
+    flat = [r for name in skills for r in records[name]]
+    answers = iter(generator.generate([r["prompt"] for r in flat], params.eval.max_new_tokens))
+    return {name: score_answers([next(answers) for _ in records[name]], records[name], params.skill(name).scorer)
+            for name in skills}
+
+
+def score_answers(predictions: list[str], records: list[dict], scorer: str) -> tuple[float, list[dict]]:
+    score = get_scorer(scorer)
+    rows = [
+        {"id": r["id"], "prediction": p, "answer": r.get("answer"), "correct": bool(score(p, r.get("answer")))}
+        for r, p in zip(records, predictions, strict=True)
+    ]
+    accuracy = sum(row["correct"] for row in rows) / len(rows) if rows else 0.0
+    return round(accuracy, 6), rows
+
+
+def evaluate_models(params: Params, runs: list[tuple[str, list[str]]]) -> list[dict[str, tuple[float, list[dict]]]]:
+    """Several models, each on its skills. Greedy, seeded: the same model and data always give the same scores.
+
+    A vLLM engine is started once: a later checkpoint of the same architecture is swapped into it (an evaluate
+    stage scores the candidate and its parent), anything else gets an engine of its own."""
     set_seed(params.train.seed)
-    generator = make_generator(params, resolve_model(model_name_or_path))
-    return {
-        name: score_records(generator, eval_records(params, name), params.skill(name).scorer, params.eval.max_new_tokens)
-        for name in skills
-    }
+    results, generator, served = [], None, None
+    for model_name_or_path, skills in runs:
+        path = resolve_model(model_name_or_path)
+        if isinstance(generator, VLLMEngine) and same_architecture(served, path):
+            generator.swap(path)
+        else:
+            generator = make_generator(params, path)
+        served = path
+        results.append(score_skills(generator, params, skills))
+    return results
+
+
+def evaluate_model(params: Params, model_name_or_path: str, skills: list[str]) -> dict[str, tuple[float, list[dict]]]:
+    return evaluate_models(params, [(model_name_or_path, skills)])[0]
 
 
 def write_predictions(out_dir: str | Path, results: dict[str, tuple[float, list[dict]]]) -> dict[str, float]:

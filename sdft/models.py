@@ -116,10 +116,8 @@ def load_model(name_or_path: str, mp: ModelParams, for_training: bool = False):
     import torch
     from transformers import AutoModelForCausalLM
 
-    if Path(name_or_path).is_dir() and not any(Path(name_or_path).glob("*.safetensors")):
-        # Pickled weights (pytorch_model.bin) can run code when loaded: only safetensors are read.
-        raise SdftError("no *.safetensors weights in the model folder (pickle files are never loaded).", where=name_or_path,
-                        fix="convert the weights with `model.save_pretrained(dir)` (safetensors by default); " + RESTORE_FIX)
+    if Path(name_or_path).is_dir():
+        safetensors_files(name_or_path)  # refuses a pickle-only folder
     try:
         return AutoModelForCausalLM.from_pretrained(
             name_or_path, dtype=torch.float32 if for_training else getattr(torch, mp.dtype),
@@ -129,6 +127,47 @@ def load_model(name_or_path: str, mp: ModelParams, for_training: bool = False):
         if isinstance(exc, SdftError):
             raise
         raise _wrap_load_error(exc, name_or_path) from None
+
+
+def safetensors_files(folder: str | Path) -> list[Path]:
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        # Pickled weights (pytorch_model.bin) can run code when loaded: only safetensors are read.
+        raise SdftError("no *.safetensors weights in the model folder (pickle files are never loaded).", where=str(folder),
+                        fix="convert the weights with `model.save_pretrained(dir)` (safetensors by default); " + RESTORE_FIX)
+    return files
+
+
+def checkpoint_tensors(folder: str | Path):
+    """(name, tensor) for every weight in a local checkpoint folder, read lazily; damage is named like load_model's."""
+    from safetensors import safe_open
+
+    for path in safetensors_files(folder):
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                for name in fh.keys():
+                    yield name, fh.get_tensor(name)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for a truncated file
+            raise _wrap_load_error(exc, str(folder)) from None
+
+
+# What must agree for one checkpoint's weights to be loaded into a model built for another.
+_SHAPE_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+               "num_attention_heads", "num_key_value_heads", "head_dim", "tie_word_embeddings",
+               "max_position_embeddings", "rope_theta")
+
+
+def same_architecture(a: str | Path, b: str | Path) -> bool:
+    """Two local checkpoints with the same shapes and the same tokenizer (a chain's checkpoints, the base included)."""
+    def fingerprint(folder: Path):
+        config = json.loads((folder / "config.json").read_text())
+        tokenizer = folder / "tokenizer.json"
+        return {k: config.get(k) for k in _SHAPE_KEYS}, tokenizer.read_bytes() if tokenizer.exists() else None
+
+    a, b = Path(a), Path(b)
+    if not ((a / "config.json").exists() and (b / "config.json").exists()):
+        return False
+    return fingerprint(a) == fingerprint(b)
 
 
 def context_length(name_or_path: str) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .data import write_skill
 from .errors import SdftError
-from .evaluate import evaluate_model, write_predictions
+from .evaluate import evaluate_model, evaluate_models, write_predictions
 from .gate import Verdict, gate
 from .metrics import AccuracyMatrix
 from .outputs import publish_dir, staging_dir
@@ -101,10 +101,10 @@ def evaluate(params: Params, skill: str) -> dict:
     """
     parent = params.parent(skill)
     names = params.skills_through(skill) + list(params.probes)
-    candidate = evaluate_model(params, str(params.checkpoint_dir(skill)), names)
-    cand = write_predictions(params.eval_dir(skill) / "predictions", candidate)
     parent_scores = read_json(params.eval_dir(parent) / "scores.json", f"evaluate@{parent}" if parent != BASE else BASE)["scores"]
-    reference = evaluate_model(params, str(params.checkpoint_dir(parent)), [skill])
+    candidate, reference = evaluate_models(params, [(str(params.checkpoint_dir(skill)), names),
+                                                    (str(params.checkpoint_dir(parent)), [skill])])
+    cand = write_predictions(params.eval_dir(skill) / "predictions", candidate)
     ref_new = write_predictions(params.eval_dir(skill) / "reference", reference)
     result = {"model": skill, "scores": cand, "reference": {"model": parent, "scores": {**parent_scores, **ref_new}}}
     _write_json(params.eval_dir(skill) / "scores.json", result)

@@ -122,3 +122,18 @@ def test_auto_falls_back_to_transformers_without_vllm_and_says_so(params, monkey
 def test_auto_picks_vllm_when_installed(params):
     params.rollout.engine = "auto"
     assert resolve_engine(params) == "vllm"
+
+
+def test_an_evaluate_stage_starts_one_engine_and_swaps_the_parent_in(vparams, vllm_model_dir, tmp_path, monkeypatch):
+    """Candidate and parent are scored by one engine (the second checkpoint's weights swapped in), with the same
+    answers as two engines of their own; the two models answer differently, so the swap really happened."""
+    from sdft import evaluate as ev
+
+    other = build_tiny_model(tmp_path / "other", seed=1, init_std=0.3, head_dim=32)
+    write_skill(vparams.data_dir("facts"), fact_records(4), fact_records(8)[4:], {"skill": "facts"})
+    alone = [ev.evaluate_model(vparams, str(m), ["facts"]) for m in (vllm_model_dir, other)]
+    started, real = [], ev.make_generator
+    monkeypatch.setattr(ev, "make_generator", lambda p, path: started.append(path) or real(p, path))  # a spy
+    together = ev.evaluate_models(vparams, [(str(vllm_model_dir), ["facts"]), (str(other), ["facts"])])
+    assert len(started) == 1
+    assert together == alone and alone[0] != alone[1]
