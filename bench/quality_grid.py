@@ -77,6 +77,9 @@ SETTINGS: dict[str, dict] = {
     # LoRA under the current defaults (teacher-written rollouts, replay): a low-rank update "learns less and
     # forgets less" (Biderman et al. 2024); §6's LoRA run used the paper's student rollouts, which learned nothing.
     "sdft-lora-lr2e-3": {"train.lora.enabled": True, "train.learning_rate": 2e-3},
+    # On-policy rollouts (the paper's, student-written) with the SFT term as the facts' signal: RL's Razor says
+    # on-policy updates move the model least; §6's student rollouts had no SFT term and learned no fact.
+    "sdft-student-rollouts": {"sdft.generate_from_teacher": False},
     "sdft-perkind": {"sdft.teacher_template": CTX_FIRST, "sdft.teacher_templates": {"format": SAME_FORMAT, "procedure": SAME_FORMAT}},
 }
 
