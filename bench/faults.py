@@ -14,9 +14,13 @@ would, and the invariants are checked:
 
 Faults: SIGKILL of the whole `dvc repro` process group at a random moment of the train, evaluate and register
 stages (--points per stage, seeded), a dead tracking server during register, a full disk during train
-(RLIMIT_FSIZE: writes fail with EFBIG), two `dvc repro` at once, and SIGKILL of `dvc repro` alone (the stage
-it started must not train on as an orphan). Prints the table (fault | runs | violations);
-tests/test_fault_suite.py runs it in CI and requires zero violations.
+(RLIMIT_FSIZE: writes fail with EFBIG), two `dvc repro` at once, SIGKILL of `dvc repro` alone (the stage
+it started must not train on as an orphan), a base model whose training diverges (NaN), a truncated and a
+pickle-only checkpoint, hostile skill names and `--out` paths, and every malformed params.yaml value of
+tests/bad_params.py. The input faults must be refused with the file and the fix, leaving the artifacts and
+the registry as they were; the user then does what the message says (restore params.yaml, `dvc checkout`)
+and reruns. Prints the table (fault | runs | violations); tests/test_fault_suite.py runs it in CI and
+requires zero violations.
 
 Usage: python bench/faults.py [--points 5] [--seed 0] [--out faults.md]
 """
@@ -39,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bad_params import BAD_VALUES  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
 from workspace import env, make_workspace, registry_state, sh, versions  # noqa: E402
 
@@ -232,6 +237,152 @@ def dvc_killed_alone(ws: Path) -> str:
     return f"stage pid {alive[0]} outlived dvc" if alive else ""
 
 
+# ---------------------------------------------------------------- bad input: refused, nothing touched
+
+
+def sdft(ws: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "sdft"), *args], cwd=ws, env=env(ws),
+                          capture_output=True, text=True, timeout=300)
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def registry_snapshot(ws: Path) -> tuple:
+    from mlflow import MlflowClient
+
+    c = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}")
+    return versions(ws), sorted((mv.version, mv.tags.get("checkpoint_sha256"))
+                                for mv in c.search_model_versions("name = 'sdft-model'"))
+
+
+def edit_params(ws: Path, change) -> None:
+    import yaml
+
+    p = yaml.safe_load((ws / "params.yaml").read_text())
+    change(p)
+    (ws / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def restore_params(ws: Path) -> None:
+    sh(ws, "git", "checkout", "--", "params.yaml")  # what the user does once the error named the key
+
+
+def refused_untouched(ws: Path, res: subprocess.CompletedProcess, needles: tuple[str, ...], art: dict, reg: tuple,
+                      label: str) -> list[str]:
+    """A bad input: one-line error (exit 2, no traceback) naming `needles`, artifacts and registry as before."""
+    out, err = [], res.stderr
+    if res.returncode != 2:
+        out.append(f"{label}: exit {res.returncode}, not 2")
+    if "Traceback" in err:
+        out.append(f"{label}: traceback instead of a one-line error")
+    missing = [n for n in needles if n not in err]
+    if missing:
+        out.append(f"{label}: the error does not name {missing}")
+    if tree_hashes(ws / "artifacts") != art:
+        out.append(f"{label}: artifacts changed")
+    if registry_snapshot(ws) != reg:
+        out.append(f"{label}: the registry changed")
+    return out
+
+
+def diverged_training(ws: Path) -> str:
+    """The user points the model at a broken copy (one NaN weight): training could only diverge. The chain
+    must stop (at the base stage) naming the broken model, with no checkpoint written and nothing registered."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    base = Path(__import__("yaml").safe_load((ws / "params.yaml").read_text())["model"]["name_or_path"])
+    broken = ws.parent / "nan-model"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(base, broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
+    weights[name] = weights[name].clone()
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    reg = registry_snapshot(ws)
+    edit_params(ws, lambda p: p["model"].update(name_or_path=str(broken)))
+    res = dvc(ws, "repro", check=False)
+    problems = []
+    if res.returncode == 0:
+        problems.append("dvc repro succeeded on a diverged run")
+    elif "non-finite weights" not in res.stdout + res.stderr or str(broken) not in res.stdout + res.stderr:
+        problems.append("the failure does not name the broken model")
+    ckpt = ws / f"artifacts/checkpoints/{SKILL}/model.safetensors"
+    if ckpt.exists() and not all(torch.isfinite(t).all() for t in load_file(ckpt).values()):
+        problems.append("a non-finite checkpoint was written")
+    if registry_snapshot(ws) != reg:
+        problems.append("the registry changed")
+    restore_params(ws)
+    return "; ".join(problems)
+
+
+def damaged_checkpoint(ws: Path, how: str) -> str:
+    """The checkpoint on disk is cut short or replaced by a pickle: the evaluate stage's command must refuse it
+    naming the path and `dvc checkout`, and `dvc checkout` (the fix it names) must bring the real one back."""
+    import torch
+    from safetensors.torch import load_file
+
+    ckpt = ws / f"artifacts/checkpoints/{SKILL}"
+    art, reg = tree_hashes(ws / "artifacts"), registry_snapshot(ws)
+    weights = ckpt / "model.safetensors"
+    if how == "truncated":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    else:  # pickle-only: what `save_pretrained(safe_serialization=False)` writes; loading it runs pickle
+        torch.save(load_file(weights), ckpt / "pytorch_model.bin")
+        weights.unlink()
+    damaged = tree_hashes(ws / "artifacts")
+    res = sdft(ws, "evaluate", "--skill", SKILL)
+    problems = refused_untouched(ws, res, (f"checkpoints/{SKILL}", "dvc checkout"), damaged, reg, how)
+    dvc(ws, "checkout", "-f", check=False)
+    if tree_hashes(ws / "artifacts") != art:
+        problems.append("`dvc checkout` did not restore the checkpoint")
+    return "; ".join(problems)
+
+
+def hostile_inputs(ws: Path) -> tuple[int, list[str]]:
+    """Skill names that are paths, `--out` at the user's own files, and a path-like skill name in params.yaml."""
+    art, reg, user = tree_hashes(ws / "artifacts"), registry_snapshot(ws), user_files(ws)
+    calls = [("--skill", name) for name in ("../../skills", "..", "a/b", "skills/../..", str(ws / "skills"), "base", "")]
+    calls += [("--skill", SKILL, "--out", out) for out in ("skills", "params.yaml", "sdft", str(ws))]
+    problems = []
+    for extra in calls:
+        res = sdft(ws, "ingest", f"skills/{SKILL}.jsonl", *extra)
+        problems += refused_untouched(ws, res, ("Fix:",), art, reg, " ".join(extra))
+    for name in ("../x", "a/b", "base"):
+        edit_params(ws, lambda p: p["skills"].__setitem__(name, p["skills"].pop("facts_b")))
+        res = sdft(ws, "status")
+        problems += refused_untouched(ws, res, ("params.yaml", "letters, digits"), art, reg, f"skill {name!r} in params.yaml")
+        restore_params(ws)
+    if user_files(ws) != user:
+        problems.append("user files changed")
+    return len(calls) + 3, problems
+
+
+def malformed_params(ws: Path) -> tuple[int, list[str]]:
+    """Every value of tests/bad_params.py through the CLI (`sdft status` loads params.yaml as every stage does),
+    then one through `dvc repro`: the chain must stop before any stage does work."""
+    art, reg = tree_hashes(ws / "artifacts"), registry_snapshot(ws)
+    problems = []
+    for section, key, value in BAD_VALUES:
+        edit_params(ws, lambda p: p.setdefault(section, {}).__setitem__(key, value))
+        res = sdft(ws, "status")
+        problems += refused_untouched(ws, res, (f"params.{section}.{key}", "Fix:"), art, reg, f"{section}.{key}={value!r}")
+        restore_params(ws)
+    edit_params(ws, lambda p: p["train"].update(learning_rate="fast"))
+    res = dvc(ws, "repro", check=False)
+    if res.returncode == 0 or "params.train.learning_rate" not in res.stdout + res.stderr:
+        problems.append("dvc repro with learning_rate 'fast' did not stop naming the key")
+    restore_params(ws)
+    return len(BAD_VALUES) + 1, problems
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=5, help="SIGKILL moments per stage")
@@ -273,6 +424,17 @@ def main() -> int:
         rerun = recover(ws)
         found = [p for p in (problem, rerun) if p] or violations(ws, ref, before)
         rows.append((name, 1, found))
+    for name, fault in (("base model with a NaN weight (training would diverge)", diverged_training),
+                        ("truncated checkpoint", lambda w: damaged_checkpoint(w, "truncated")),
+                        ("pickle-only checkpoint", lambda w: damaged_checkpoint(w, "pickle"))):
+        problem = fault(ws)
+        rerun = recover(ws)
+        rows.append((name, 1, [p for p in (problem, rerun) if p] or violations(ws, ref, before)))
+    for name, fault in (("hostile skill names and --out paths", hostile_inputs),
+                        ("malformed params.yaml values", malformed_params)):
+        runs, found = fault(ws)
+        rerun = recover(ws)
+        rows.append((name, runs, found + ([rerun] if rerun else []) or violations(ws, ref, before)))
 
     lines = [f"Fault suite (bench/faults.py, seed {args.seed}, tiny model):", "",
              "| fault | runs | invariant violations |", "|---|---|---|"]

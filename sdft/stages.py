@@ -27,7 +27,7 @@ from .evaluate import evaluate_model, evaluate_models, write_predictions
 from .gate import Verdict, gate
 from .metrics import AccuracyMatrix
 from .outputs import publish_dir, staging_dir
-from .models import load_model, load_tokenizer, resolve_model
+from .models import checkpoint_tensors, load_model, load_tokenizer, resolve_model
 from .params import Params
 from .report import pct, forgetting_plot, matrix_markdown
 
@@ -56,6 +56,7 @@ def base(params: Params) -> None:
         else:  # a hub id: save what from_pretrained fetched
             load_model(source, params.model).save_pretrained(tmp)
             load_tokenizer(source, params.model.trust_remote_code).save_pretrained(tmp)
+        _require_finite(tmp, params.model.name_or_path)
         publish_dir(tmp, target)  # renamed into place: nothing left to clean up after it
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -67,6 +68,18 @@ def base(params: Params) -> None:
     _write_json(params.eval_dir(BASE) / "scores.json", {"model": BASE, "scores": scores, "reference": None})
     params.gate_marker(BASE).parent.mkdir(parents=True, exist_ok=True)
     params.gate_marker(BASE).write_text("pass\n")
+
+
+def _require_finite(folder: Path, name: str) -> None:
+    """A starting model with a NaN/inf weight can only give garbage scores and a diverged run: refused before it
+    becomes the chain's base."""
+    import torch
+
+    bad = next((k for k, t in checkpoint_tensors(folder) if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise SdftError(f"the model has non-finite weights (e.g. {bad}); it was not made the base.",
+                        where=f"params.yaml: model.name_or_path = {name}",
+                        fix="point `model.name_or_path` at an intact model (re-download or re-export it).")
 
 
 def require_parent_passed(params: Params, skill: str) -> None:

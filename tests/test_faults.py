@@ -142,6 +142,17 @@ def test_a_non_finite_base_model_is_refused_before_training(params, tiny_model_d
     assert not (tmp_path / "ckpt").exists()
 
 
+def test_the_base_stage_refuses_a_model_with_a_nan_weight(params, tiny_model_dir, tmp_path):
+    from sdft import stages
+
+    broken = _broken_copy(tiny_model_dir, tmp_path / "nan-model", float("nan"))
+    params.model.name_or_path, params.artifacts_dir = str(broken), str(tmp_path / "artifacts")
+    with pytest.raises(SdftError, match="non-finite weights .* not made the base") as exc:
+        stages.base(params)
+    assert str(broken) in str(exc.value)
+    assert not (tmp_path / "artifacts" / "checkpoints" / "base").exists()
+
+
 @pytest.mark.parametrize("method, cause", [("sft", r"\(loss = nan\)"), ("sdft", r"\(the rollouts' probabilities are NaN/inf\)")])
 def test_diverged_training_writes_no_checkpoint_and_names_the_step(params, tiny_model_dir, tmp_path, method, cause):
     """Finite weights whose activations overflow: every loss is NaN (transformers would log it as 0.0 by default),
