@@ -26,7 +26,6 @@ from .replay import training_rows, with_parent_answers
 from .recipes import sdft as sdft_recipe
 from .recipes import sft as sft_recipe
 from .recipes.common import merged
-from .recipes.vllm_rollouts import VLLMRolloutSDFTTrainer
 
 RECIPES = {"sdft": sdft_recipe, "sft": sft_recipe}
 
@@ -150,13 +149,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
                 raise
             raise diverged from exc
         seconds = time.perf_counter() - start
-        # SDFT samples rollouts (SFT does not): which engine did, and for vLLM what the weight syncs cost.
-        rollouts = {}
-        if isinstance(trainer, VLLMRolloutSDFTTrainer):
-            rollouts = trainer.rollout_stats()
-            trainer.engine.close()  # its memory is the checkpoint writer's now
-        elif method == "sdft":
-            rollouts = {"rollout_engine": "hf"}
+        rollouts = RECIPES[method].finish(trainer)  # each recipe's own run metrics (SDFT: rollout engine, syncs)
         final = merged(trainer.model).to(getattr(torch, params.model.dtype))  # saved in the serving dtype
         curve = loss_curve(trainer.state.log_history)
         check_finite(trainer.state.log_history, final, skill_name)

@@ -95,3 +95,15 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     from .sdft_trainer import PipelineSDFTTrainer
 
     return PipelineSDFTTrainer(**kwargs)
+
+
+def finish(trainer) -> dict:
+    """After `.train()`: which engine wrote the rollouts (for vLLM, what the rollouts and weight syncs cost), and the
+    engine's memory freed for the checkpoint writer."""
+    from .vllm_rollouts import VLLMRolloutSDFTTrainer
+
+    if not isinstance(trainer, VLLMRolloutSDFTTrainer):
+        return {"rollout_engine": "hf"}
+    stats = trainer.rollout_stats()
+    trainer.engine.close()
+    return stats

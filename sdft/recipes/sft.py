@@ -45,3 +45,8 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         processing_class=tokenizer,
         peft_config=lora_config(params.train),
     )
+
+
+def finish(trainer) -> dict:
+    """After `.train()`: SFT samples nothing, so it has no rollout metrics to report."""
+    return {}
