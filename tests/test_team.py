@@ -70,7 +70,7 @@ def test_the_script_refuses_an_unknown_command_naming_the_fix():
     assert res.returncode == 2 and "unknown command 'restart'" in res.stderr and "Fix:" in res.stderr
 
 
-def test_two_machines_share_the_registry_and_the_remote(team_server, tmp_path, tiny_model_dir, monkeypatch):
+def test_two_machines_share_the_registry_and_the_remote(team_server, tmp_path, tiny_model_dir):
     from mlflow import MlflowClient
 
     url, dvc = team_server, (sys.executable, "-m", "dvc")
@@ -104,12 +104,13 @@ def test_two_machines_share_the_registry_and_the_remote(team_server, tmp_path, t
     assert va.tags["parent_version"] == "base"
     assert json.loads((b / "artifacts/registry/facts_b.json").read_text())["version"] == vb.version
 
-    # The model files live on the server (mlflow-artifacts:/), so any machine of the team can fetch them.
+    # The model files live on the server (mlflow-artifacts:/), so any machine of the team can fetch them: a third
+    # process that knows only the server's address (a process of its own: MLflow keeps URIs in process globals).
     assert c.get_run(vb.run_id).info.artifact_uri.startswith("mlflow-artifacts:")
-    from mlflow.artifacts import download_artifacts
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)  # a third machine: only the server's address
-    fetched = Path(download_artifacts(f"models:/sdft-model/{vb.version}", dst_path=str(tmp_path / "fetched")))
+    fetch = ("import sys; from mlflow.artifacts import download_artifacts; "
+             "print(download_artifacts(sys.argv[1], dst_path=sys.argv[2]))")
+    res = _on(tmp_path, url, sys.executable, "-c", fetch, f"models:/sdft-model/{vb.version}", str(tmp_path / "fetched"))
+    fetched = Path(res.stdout.strip().splitlines()[-1])
     assert _sha(fetched / "model.safetensors") == _sha(b / "artifacts/checkpoints/facts_b/model.safetensors")
 
     # Aliases and rollback through the server, from either machine.
