@@ -151,6 +151,14 @@ def checkpoint_tensors(folder: str | Path):
             raise _wrap_load_error(exc, str(folder)) from None
 
 
+def non_finite(named_tensors) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or inf, from (name, tensor) pairs: a model's
+    `named_parameters()` or a checkpoint's `checkpoint_tensors(folder)`."""
+    import torch
+
+    return [name for name, t in named_tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
 # What must agree for one checkpoint's weights to be loaded into a model built for another.
 _SHAPE_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                "num_attention_heads", "num_key_value_heads", "head_dim", "tie_word_embeddings",

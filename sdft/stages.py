@@ -27,7 +27,7 @@ from .evaluate import evaluate_model, evaluate_models, write_predictions
 from .gate import Verdict, gate
 from .metrics import AccuracyMatrix
 from .outputs import publish_dir, staging_dir
-from .models import checkpoint_tensors, load_model, load_tokenizer, resolve_model
+from .models import checkpoint_tensors, load_model, load_tokenizer, non_finite, resolve_model
 from .params import Params
 from .report import pct, forgetting_plot, matrix_markdown
 
@@ -73,11 +73,9 @@ def base(params: Params) -> None:
 def _require_finite(folder: Path, name: str) -> None:
     """A starting model with a NaN/inf weight can only give garbage scores and a diverged run: refused before it
     becomes the chain's base."""
-    import torch
-
-    bad = next((k for k, t in checkpoint_tensors(folder) if t.is_floating_point() and not torch.isfinite(t).all()), None)
-    if bad is not None:
-        raise SdftError(f"the model has non-finite weights (e.g. {bad}); it was not made the base.",
+    bad = non_finite(checkpoint_tensors(folder))
+    if bad:
+        raise SdftError(f"the model has non-finite weights (e.g. {bad[0]}); it was not made the base.",
                         where=f"params.yaml: model.name_or_path = {name}",
                         fix="point `model.name_or_path` at an intact model (re-download or re-export it).")
 

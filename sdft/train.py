@@ -20,7 +20,7 @@ from transformers import set_seed
 from .data import load_meta, load_split
 from .errors import SdftError
 from .outputs import open_resume_dir, publish_dir, staging_dir, train_metrics_file, write_file_atomic
-from .models import load_model, load_tokenizer, resolve_model
+from .models import load_model, load_tokenizer, non_finite, resolve_model
 from .params import Params, to_dict
 from .replay import training_rows, with_parent_answers
 from .recipes import sdft as sdft_recipe
@@ -51,7 +51,7 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
                     where="params.yaml: train",
                     fix="lower `train.learning_rate` (or `train.max_grad_norm`), then rerun the train stage.",
                 )
-    bad = non_finite_tensors(model)
+    bad = non_finite(model.named_parameters())
     if bad:
         raise SdftError(
             f"training of {skill_name!r} left non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); "
@@ -61,14 +61,10 @@ def check_finite(log_history: list[dict[str, Any]], model, skill_name: str) -> N
         )
 
 
-def non_finite_tensors(model) -> list[str]:
-    return [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
-
-
 def check_finite_base(model, model_path: str) -> None:
     """A base or parent with a NaN/inf weight can only diverge (SDFT's sampler then fails with a bare
     "probability tensor contains inf/nan"): refuse it before any step, naming the folder."""
-    bad = non_finite_tensors(model)
+    bad = non_finite(model.named_parameters())
     if bad:
         raise SdftError(
             f"the model to learn from has non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); nothing was trained.",
