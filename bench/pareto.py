@@ -5,7 +5,8 @@ x = mean held-out score on each new skill right after learning it; y = mean rete
 score on every earlier skill and on the general probe). Prints the table, writes pareto.png and
 pareto.json to --workdir and logs both to MLflow (experiment `sdft-pareto`).
 
-Usage: python bench/pareto.py [--lrs 1e-4,2e-4,4e-4] [--methods sdft,sft,sft-replay] [--workdir artifacts/pareto]
+Usage: python bench/pareto.py [--lrs 1e-4,2e-4,4e-4] [--methods sdft,sft,sft-replay] [--skills a,b] [--workdir artifacts/pareto]
+(a rerun with other --methods/--lrs into the same workdir adds its points to the same plot)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sdft.params import load_params, with_overrides
+from sdft.params import load_params, only_skills, with_overrides
 from sdft.sequence import learn_sequence
 
 
@@ -57,9 +58,12 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--lrs", default="1e-4,2e-4,4e-4")
     ap.add_argument("--methods", default="sdft,sft,sft-replay")
+    ap.add_argument("--skills", help="comma-separated first skills of the curriculum (default: all)")
     ap.add_argument("--workdir", default="artifacts/pareto")
     args = ap.parse_args()
     params = load_params(args.params)
+    if args.skills:
+        params = only_skills(params, args.skills.split(","))
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     done = workdir / "pareto.json"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sdft.evaluate import eval_records, score_records
 from sdft.generation import make_generator
-from sdft.params import Params, load_params, with_overrides
+from sdft.params import Params, load_params, only_skills, with_overrides
 from sdft.sequence import learn_sequence
 
 CTX_FIRST = "{demonstration}\n\n{prompt}"  # the demonstration as context, no style instruction
@@ -106,11 +106,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(args.params)
     if args.skills:
-        keep = args.skills.split(",")
-        params.skills = {k: v for k, v in params.skills.items() if k in keep}
-        previous = "base"
-        for spec in params.skills.values():  # re-chain the subset
-            spec.after, previous = previous, spec.name
+        params = only_skills(params, args.skills.split(","))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     print("| setting | " + " | ".join(f"new: {s} (train prompts)" for s in params.skills) + " | "
           + " | ".join(f"final {p}" for p in params.probes) + " | ACC | BWT | train s |", flush=True)

@@ -400,6 +400,22 @@ def check_curriculum(params: Params, where: str) -> None:
         previous = name
 
 
+def only_skills(params: Params, names: list[str], where: str = "--skills") -> Params:
+    """The curriculum cut to `names` (in params.yaml's order), re-chained from the base: the bench scripts'
+    way to measure the first skill(s) alone."""
+    unknown = sorted(set(names) - set(params.skills))
+    if unknown:
+        raise SdftError(f"{unknown} are not skills in params.yaml.", where=where, fix=f"use some of {list(params.skills)}.")
+    raw = to_dict(params)
+    raw["skills"] = {k: v for k, v in raw["skills"].items() if k in names}
+    previous = "base"
+    for name, spec in raw["skills"].items():
+        spec["after"], previous = previous, name
+    built = _build(Params, raw, "params")
+    check_curriculum(built, where)
+    return built
+
+
 def to_dict(params: Params) -> dict[str, Any]:
     return dataclasses.asdict(params)
 
