@@ -45,7 +45,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bad_params import BAD_VALUES  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
-from workspace import env, make_workspace, registry_state, sh, versions  # noqa: E402
+from workspace import broken_copy, env, make_workspace, registry_state, sh, versions  # noqa: E402
 
 SKILL = "facts_a"
 STAGES = ("train", "evaluate", "register")
@@ -70,12 +70,18 @@ def user_files(ws: Path) -> dict[str, str]:
     return files
 
 
+def layout(ws: Path):
+    from sdft.params import load_params
+
+    return load_params(ws / "params.yaml").layout
+
+
 def outcome(ws: Path) -> dict:
     """What the reference and every recovered run must agree on."""
     from safetensors.torch import load_file
 
-    weights = load_file(ws / f"artifacts/checkpoints/{SKILL}/model.safetensors")
-    scores = json.loads((ws / f"artifacts/eval/{SKILL}/scores.json").read_text())["scores"]
+    weights = load_file(ws / layout(ws).checkpoint_dir(SKILL) / "model.safetensors")
+    scores = json.loads((ws / layout(ws).scores_file(SKILL)).read_text())["scores"]
     return {"weights": weights, "scores": scores}
 
 
@@ -294,17 +300,12 @@ def diverged_training(ws: Path) -> str:
     import shutil
 
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     base = Path(__import__("yaml").safe_load((ws / "params.yaml").read_text())["model"]["name_or_path"])
     broken = ws.parent / "nan-model"
     shutil.rmtree(broken, ignore_errors=True)
-    shutil.copytree(base, broken)
-    weights = load_file(broken / "model.safetensors")
-    name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
-    weights[name] = weights[name].clone()
-    weights[name].view(-1)[0] = float("nan")
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    broken_copy(base, broken, float("nan"))
     reg = registry_snapshot(ws)
     edit_params(ws, lambda p: p["model"].update(name_or_path=str(broken)))
     res = dvc(ws, "repro", check=False)
@@ -313,7 +314,7 @@ def diverged_training(ws: Path) -> str:
         problems.append("dvc repro succeeded on a diverged run")
     elif "non-finite weights" not in res.stdout + res.stderr or str(broken) not in res.stdout + res.stderr:
         problems.append("the failure does not name the broken model")
-    ckpt = ws / f"artifacts/checkpoints/{SKILL}/model.safetensors"
+    ckpt = ws / layout(ws).checkpoint_dir(SKILL) / "model.safetensors"
     if ckpt.exists() and not all(torch.isfinite(t).all() for t in load_file(ckpt).values()):
         problems.append("a non-finite checkpoint was written")
     if registry_snapshot(ws) != reg:
@@ -328,7 +329,7 @@ def damaged_checkpoint(ws: Path, how: str) -> str:
     import torch
     from safetensors.torch import load_file
 
-    ckpt = ws / f"artifacts/checkpoints/{SKILL}"
+    ckpt = ws / layout(ws).checkpoint_dir(SKILL)
     art, reg = tree_hashes(ws / "artifacts"), registry_snapshot(ws)
     weights = ckpt / "model.safetensors"
     if how == "truncated":

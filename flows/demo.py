@@ -2,7 +2,7 @@
 
 1. The Prefect flow `learn-pending-skills` learns the bundled skills in sequence with SDFT through the
    DVC stages (ingest -> train -> evaluate -> gate -> register), promoting each passing version.
-2. The baselines learn the same curriculum from the same base (in-process, artifacts/compare/): SFT with the
+2. The baselines learn the same curriculum from the same base (in-process, <artifacts_dir>/compare/): SFT with the
    same replay as SDFT (when `replay:` is on) and bare SFT.
 3. It prints the accuracy matrix, ACC/BWT, the gate verdicts, SDFT beside both baselines, and where to look.
 """
@@ -13,8 +13,8 @@ import time
 
 from flows.pipeline import learn_pending_skills
 from sdft import registry, replay, stages
-from sdft.outputs import train_metrics_file
-from sdft.params import load_params, with_overrides
+from sdft.layout import read_json
+from sdft.params import load_params, only_skills, with_overrides
 from sdft.report import compare_table
 from sdft.metrics import AccuracyMatrix
 from sdft.sequence import learn_sequence
@@ -24,8 +24,7 @@ def pipeline_result(params) -> AccuracyMatrix:
     """The SDFT pipeline's accuracy matrix with its training time, for the side-by-side table."""
     result = stages.accuracy_matrix(params, label="sdft (pipeline)")
     for name in result.skills:
-        metrics = train_metrics_file(params.checkpoint_dir(name))
-        result.train_seconds += stages.read_json(metrics, f"train@{name}")["train_seconds"]
+        result.train_seconds += read_json(params.layout.train_metrics(name), f"train@{name}")["train_seconds"]
     return result
 
 
@@ -33,27 +32,28 @@ def main() -> None:
     start = time.perf_counter()
     params = load_params("params.yaml")
     outcome = learn_pending_skills()
-    report = (params.report_dir() / "report.md").read_text()
+    report = params.layout.report_file().read_text()
     print("\n" + report)
     if outcome["stopped_at"]:
         print(f"The chain stopped at {outcome['stopped_at']}: its gate failed (see the report above).")
     print("Registry aliases:", registry.aliases(params))
 
     sdft = pipeline_result(params)
-    params.skills = {k: v for k, v in params.skills.items() if k in sdft.skills}
+    params = only_skills(params, sdft.skills, where="the skills the SDFT chain reached")
     # What a user would pick instead of SDFT: SFT, and SFT with the same replay as the SDFT run.
     baselines = []
+    compare = params.layout.compare_dir()
     if replay.is_active(params):
-        baselines.append(learn_sequence(params, "sft", "artifacts/compare/sft-replay", label="sft+replay"))
+        baselines.append(learn_sequence(params, "sft", compare / "sft-replay", label="sft+replay"))
     bare = with_overrides(params, {"replay.prior_fraction": 0.0, "replay.anchor_fraction": 0.0}, where="bare SFT")
-    baselines.append(learn_sequence(bare, "sft", "artifacts/compare/sft"))
+    baselines.append(learn_sequence(bare, "sft", compare / "sft"))
     print("\nSDFT vs SFT, same base, same data (%; new skill = right after learning it):")
     print(compare_table([sdft, *baselines]))
     print(f"\nDone in {(time.perf_counter() - start) / 60:.1f} min. Where to look:\n"
           f"  dvc metrics show            # ACC/BWT, per-skill scores, gate verdicts\n"
           f"  dvc plots show              # forgetting plot -> dvc_plots/index.html\n"
           f"  mlflow ui --backend-store-uri {registry.tracking_uri()} --workers 1   # runs, registry, aliases\n"
-          f"  artifacts/report/report.md, artifacts/gate/<skill>/report.md")
+          f"  {params.layout.report_file()}, {params.layout.gate_report('<skill>')}")
 
 
 if __name__ == "__main__":

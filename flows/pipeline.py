@@ -35,7 +35,7 @@ def learn_skill(skill: str, root: str = ".") -> dict:
                 run_stage(stage, root)
             learned.append(name)
             if not publish_gate_report(params, name, root):
-                logger.warning("gate failed for %s: the chain stops here; see artifacts/gate/%s/report.md", name, name)
+                logger.warning("gate failed for %s: the chain stops here; see %s", name, params.layout.gate_report(name))
                 run_stage("report", root)
                 return {"learned": learned, "stopped_at": name, "gate_passed": False}
         run_stage("report", root)

@@ -7,7 +7,6 @@ anything else exits 1 with a one-line cause (set SDFT_DEBUG=1 for the traceback)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
@@ -48,9 +47,9 @@ def cmd_train(args) -> None:
     from .train import train_skill
 
     params = _params(args, train__method=args.method, train__max_steps=args.max_steps)
-    out = args.out or params.checkpoint_dir(args.skill)
+    out = args.out or params.layout.checkpoint_dir(args.skill)
     if args.base:  # ad hoc: any starting model, no gate check
-        metrics = train_skill(params, args.skill, args.data or params.data_dir(args.skill), args.base, out)
+        metrics = train_skill(params, args.skill, args.data or params.layout.data_dir(args.skill), args.base, out)
     else:  # the pipeline stage: from the parent's checkpoint, once its gate passed
         from . import stages
 
@@ -71,10 +70,11 @@ def cmd_evaluate(args) -> None:
     if not (args.model and args.out):
         raise SdftError("pass --skill NAME (pipeline stage) or --model M --out DIR (ad hoc).")
     from .evaluate import evaluate_model, write_predictions
+    from .layout import SCORES, write_json
 
     skills = args.skills.split(",") if args.skills else [*params.skills, *params.probes]
     scores = write_predictions(args.out, evaluate_model(params, args.model, skills))
-    (Path(args.out) / "scores.json").write_text(json.dumps({"model": args.model, "scores": scores}, indent=2) + "\n")
+    write_json(Path(args.out) / SCORES, {"model": args.model, "scores": scores})
     for name, acc in scores.items():
         print(f"{name:24s} {acc:6.1%}")
 
@@ -82,8 +82,9 @@ def cmd_evaluate(args) -> None:
 def cmd_base(args) -> None:
     from . import stages
 
-    stages.base(_params(args))
-    print("base model frozen as artifacts/checkpoints/base and scored on the probes")
+    params = _params(args)
+    stages.base(params)
+    print(f"base model frozen as {params.layout.checkpoint_dir(stages.BASE)} and scored on the probes")
 
 
 def cmd_gate(args) -> None:
@@ -104,7 +105,7 @@ def cmd_report(args) -> None:
 
     params = _params(args)
     stages.report(params)
-    print((params.report_dir() / "report.md").read_text())
+    print(params.layout.report_file().read_text())
 
 
 def cmd_promote(args) -> None:
@@ -165,7 +166,8 @@ def cmd_status(args) -> None:
 def cmd_compare(args) -> None:
     from .compare import run_compare
 
-    run_compare(_params(args), args.methods.split(","), args.workdir, args.max_steps)
+    params = _params(args)
+    run_compare(params, args.methods.split(","), args.workdir or params.layout.compare_dir(), args.max_steps)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="validate a skill's data and write its train/eval splits")
     p.add_argument("path", help="JSONL, JSON, Parquet, CSV, or a datasets.save_to_disk folder")
     p.add_argument("--skill", required=True, help="skill name (its params.yaml entry supplies columns and scorer)")
-    p.add_argument("--out", help="output folder (default: artifacts/data/<skill>)")
+    p.add_argument("--out", help="output folder (default: <artifacts_dir>/data/<skill>, sdft/layout.py)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("train", help="teach one skill (SDFT or SFT) and write a checkpoint")
     p.add_argument("--skill", required=True)
     p.add_argument("--base", help="ad hoc: model to start from (default: the parent skill's checkpoint, gate passed)")
-    p.add_argument("--data", help="ingested skill folder (default: artifacts/data/<skill>)")
-    p.add_argument("--out", help="checkpoint folder (default: artifacts/checkpoints/<skill>)")
+    p.add_argument("--data", help="ingested skill folder (default: <artifacts_dir>/data/<skill>)")
+    p.add_argument("--out", help="checkpoint folder (default: <artifacts_dir>/checkpoints/<skill>)")
     p.add_argument("--method", choices=["sdft", "sft"], help="override train.method")
     p.add_argument("--max-steps", type=int, help="override train.max_steps")
     p.set_defaults(func=cmd_train)
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="learn the curriculum with each method from the same base, side by side")
     p.add_argument("--methods", default="sdft,sft")
-    p.add_argument("--workdir", default="artifacts/compare")
+    p.add_argument("--workdir", help="default: <artifacts_dir>/compare")
     p.add_argument("--max-steps", type=int, help="override train.max_steps (per skill)")
     p.set_defaults(func=cmd_compare)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import SdftError
+from .layout import META
 from .outputs import publish_dir, staging_dir
 
 FIELDS = ("id", "prompt", "demonstration", "answer", "split")
@@ -288,7 +289,7 @@ def write_skill(out_dir: Path, train: list[dict], evals: list[dict], meta: dict[
     try:
         (tmp / "train.jsonl").write_text(train_text, encoding="utf-8")
         (tmp / "eval.jsonl").write_text(eval_text, encoding="utf-8")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         publish_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -303,7 +304,7 @@ def load_split(skill_dir: str | Path, split: str) -> list[dict]:
 
 
 def load_meta(skill_dir: str | Path) -> dict[str, Any]:
-    path = Path(skill_dir) / "meta.json"
+    path = Path(skill_dir) / META
     if not path.exists():
         raise SdftError("skill metadata not found.", where=str(path), fix="run `sdft ingest` for this skill first.")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ def score_records(generator: Generator, records: list[dict], scorer: str, max_ne
 
 def eval_records(params: Params, skill_name: str, split: str = "eval") -> list[dict]:
     """The scorable records (those with an `answer`) of one split; `eval.max_examples` caps them."""
-    records = [r for r in load_split(params.data_dir(skill_name), split) if r.get("answer") is not None]
+    records = [r for r in load_split(params.layout.data_dir(skill_name), split) if r.get("answer") is not None]
     if params.eval.max_examples > 0:
         records = records[: params.eval.max_examples]
     return records

@@ -30,4 +30,4 @@ def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = No
     train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, train_enabled=spec.name not in params.probes)
     meta = {"skill": spec.name, "source": str(source), "scorer": spec.scorer, "kind": spec.kind,
             "probe": spec.name in params.probes}
-    return write_skill(Path(out_dir or params.data_dir(spec.name)), train, evals, meta)
+    return write_skill(Path(out_dir or params.layout.data_dir(spec.name)), train, evals, meta)

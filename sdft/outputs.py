@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import SdftError
+from .layout import train_metrics_file
 
 # Written into every folder `publish_dir` creates; its presence is what allows replacing the folder later.
 MARKER = ".sdft-output"
@@ -121,13 +122,6 @@ def check_replaceable(out_dir: Path) -> None:
             where=str(out_dir),
             fix="pass an output folder that does not exist yet or is empty.",
         )
-
-
-def train_metrics_file(checkpoint: Path) -> Path:
-    """The training log of a checkpoint sits *beside* it, not inside: it holds wall-clock seconds, and inside
-    the checkpoint it would give a bit-identical retrain a new DVC hash (and re-run everything downstream)."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.name}.train_metrics.json")
 
 
 def write_file_atomic(path: Path, text: str) -> None:

@@ -17,10 +17,11 @@ from typing import Any, Literal
 import yaml
 
 from .errors import SdftError
+from .layout import Layout
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
 
-# Skill and probe names become folder and stage names (artifacts/data/<name>, train@<name>).
+# Skill and probe names become folder and stage names (<artifacts_dir>/data/<name>, train@<name>).
 SKILL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 RESERVED_NAMES = {"base"}  # the starting model's checkpoint and gate marker
 
@@ -218,30 +219,10 @@ class Params:
     # Where stage outputs go (DVC outputs, never git).
     artifacts_dir: str = "artifacts"
 
-    # Where each stage writes, in one place (the CLI defaults, dvc.yaml and the flows agree on it).
-    def data_dir(self, skill: str) -> Path:
-        # Probes live apart so the baseline stage can depend on all of them as one folder.
-        return Path(self.artifacts_dir) / ("probes" if skill in self.probes else "data") / skill
-
-    def checkpoint_dir(self, skill: str) -> Path:
-        return Path(self.artifacts_dir) / "checkpoints" / skill
-
-    def eval_dir(self, name: str) -> Path:
-        return Path(self.artifacts_dir) / "eval" / name
-
-    def gate_dir(self, name: str) -> Path:
-        return Path(self.artifacts_dir) / "gate" / name
-
-    def registry_file(self, name: str) -> Path:
-        return Path(self.artifacts_dir) / "registry" / f"{name}.json"
-
-    def gate_marker(self, name: str) -> Path:
-        """One word, "pass" or "fail": the next skill's training depends on this file alone, so editing a gate
-        threshold re-runs the gate and the registration but never retrains a skill whose verdict did not flip."""
-        return self.registry_file(name).with_suffix(".gate")
-
-    def report_dir(self) -> Path:
-        return Path(self.artifacts_dir) / "report"
+    @property
+    def layout(self) -> Layout:
+        """Where each stage writes (sdft/layout.py): the CLI defaults, dvc.yaml and the flows agree on it."""
+        return Layout(Path(self.artifacts_dir), frozenset(self.probes))
 
     def gate_for(self, skill: str) -> GateParams:
         overrides = self.skill(skill).gate

@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from .errors import SdftError
-from .outputs import MARKER, train_metrics_file
+from .layout import train_metrics_file
+from .outputs import MARKER
 from .params import Params
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous-champion"
@@ -235,7 +236,7 @@ def require_parent_is_champion(params: Params, skill: str) -> None:
     MLflow UI, `sdft rollback`) would otherwise see the chain grow from a model that no longer serves.
     The first skill learns from the base model, which is not a registered version: nothing to compare."""
     parent = params.parent(skill)
-    parent_file = params.registry_file(parent)
+    parent_file = params.layout.registry_file(parent)
     if not parent_file.exists():
         return
     version = str(json.loads(parent_file.read_text())["version"])
@@ -288,7 +289,7 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
         return _set_aliases(params, c, mv.version, mv.run_id, verdict, already=True)
     train = json.loads(train_metrics_file(checkpoint).read_text())
     parent = params.parent(skill)
-    parent_file = params.registry_file(parent)
+    parent_file = params.layout.registry_file(parent)
     parent_version = json.loads(parent_file.read_text())["version"] if parent_file.exists() else "base"
     tags = {
         "skill": skill,

@@ -64,7 +64,7 @@ def load_anchors(params: Params) -> list[dict]:
 
 def prior_pools(params: Params, skill: str) -> dict[str, list[dict]]:
     """The training split of every skill learned before `skill` (eval splits never enter training)."""
-    return {name: load_split(params.data_dir(name), "train") for name in params.skills_through(skill)[:-1]}
+    return {name: load_split(params.layout.data_dir(name), "train") for name in params.skills_through(skill)[:-1]}
 
 
 def mixture(params: Params, skill: str, new: list[dict], prior: dict[str, list[dict]], anchors: list[dict]) -> list[dict]:

@@ -31,15 +31,15 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
     result = AccuracyMatrix(label or method, skills, probes)
 
     def evaluate(model: str, tag: str) -> None:
-        result.rows.append(write_predictions(params.eval_dir(tag), evaluate_model(params, model, everything)))
+        result.rows.append(write_predictions(params.layout.eval_dir(tag), evaluate_model(params, model, everything)))
         print(f"[{result.label}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in result.rows[-1].items()), flush=True)
 
     model = params.model.name_or_path
     evaluate(model, "base")
     for name in skills:
         # The trainer's own time (as in <checkpoint>.train_metrics.json), so pipeline and in-process runs compare alike.
-        result.train_seconds += train_skill(params, name, params.data_dir(name), model, params.checkpoint_dir(name))["train_seconds"]
-        model = str(params.checkpoint_dir(name))
+        result.train_seconds += train_skill(params, name, params.layout.data_dir(name), model, params.layout.checkpoint_dir(name))["train_seconds"]
+        model = str(params.layout.checkpoint_dir(name))
         evaluate(model, f"after-{name}")
     (Path(workdir) / "sequence.json").write_text(json.dumps({"rows": result.rows, **result.summary()}, indent=2))
     return result

@@ -1,23 +1,10 @@
 """The pipeline stages, one function each. `dvc.yaml` runs them through the `sdft` CLI and the
-Prefect flows run `dvc repro` on them, so each stage is defined exactly once.
-
-Layout (all under `artifacts/`, all DVC outputs):
-  checkpoints/base, eval/base,             base: the starting model, its probe scores, and "pass"
-    registry/base.gate
-  data/<skill>, probes/<probe>             ingest: validated splits
-  checkpoints/<skill>                      train: from checkpoints/<after>, only if registry/<after>.gate
-                                           says "pass"
-  eval/<skill>/scores.json                 evaluate: candidate on every skill so far + probes, and the
-                                           reference (the parent) on the new skill
-  gate/<skill>/verdict.json, report.md     gate: the regression gate against the parent
-  registry/<skill>.json, <skill>.gate      register: MLflow run, model version, aliases; the gate marker
-                                           ("pass"/"fail") that the next skill's training waits for
-  report/                                  report: accuracy matrix, ACC/BWT, forgetting plot
+Prefect flows run `dvc repro` on them, so each stage is defined exactly once. Where each one writes:
+sdft/layout.py.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -25,30 +12,20 @@ from .data import write_skill
 from .errors import SdftError
 from .evaluate import evaluate_model, evaluate_models, write_predictions
 from .gate import Verdict, gate
+from .layout import BASE, read_json, write_json
 from .metrics import AccuracyMatrix
 from .outputs import publish_dir, staging_dir
 from .models import checkpoint_tensors, load_model, load_tokenizer, non_finite, resolve_model
 from .params import Params
 from .report import pct, forgetting_plot, matrix_markdown
 
-BASE = "base"
 
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def read_json(path: Path, stage: str) -> dict:
-    if not path.exists():
-        raise SdftError("missing stage output.", where=str(path), fix=f"run the `{stage}` stage first (dvc repro).")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def base(params: Params) -> None:
     """Freeze the starting model as a checkpoint, score it on the probes, and mark it as passed."""
     source = resolve_model(params.model.name_or_path)
-    target = params.checkpoint_dir(BASE)
+    target = params.layout.checkpoint_dir(BASE)
     tmp = staging_dir(target)
     try:
         if Path(source).is_dir():
@@ -61,13 +38,13 @@ def base(params: Params) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # The base model learned no skill: an empty data folder, so the first skill's train stage can depend on
-    # `artifacts/data/<after>` like every later one (replay reads the skill before it from there).
-    write_skill(params.data_dir(BASE), [], [], {"skill": BASE, "probe": False})
+    # the data folder of its `after` like every later one (replay reads the skill before it from there).
+    write_skill(params.layout.data_dir(BASE), [], [], {"skill": BASE, "probe": False})
     results = evaluate_model(params, str(target), list(params.probes))
-    scores = write_predictions(params.eval_dir(BASE) / "predictions", results)
-    _write_json(params.eval_dir(BASE) / "scores.json", {"model": BASE, "scores": scores, "reference": None})
-    params.gate_marker(BASE).parent.mkdir(parents=True, exist_ok=True)
-    params.gate_marker(BASE).write_text("pass\n")
+    scores = write_predictions(params.layout.predictions_dir(BASE), results)
+    write_json(params.layout.scores_file(BASE), {"model": BASE, "scores": scores, "reference": None})
+    params.layout.gate_marker(BASE).parent.mkdir(parents=True, exist_ok=True)
+    params.layout.gate_marker(BASE).write_text("pass\n")
 
 
 def _require_finite(folder: Path, name: str) -> None:
@@ -82,14 +59,14 @@ def _require_finite(folder: Path, name: str) -> None:
 
 def require_parent_passed(params: Params, skill: str) -> None:
     parent = params.parent(skill)
-    marker = params.gate_marker(parent)
+    marker = params.layout.gate_marker(parent)
     status = marker.read_text().strip() if marker.exists() else "missing"
     if status != "pass":
         raise SdftError(
             f"cannot learn {skill!r}: the skill before it, {parent!r}, "
             + ("failed its regression gate." if status == "fail" else "has no gate verdict yet."),
             where=str(marker),
-            fix=f"see {params.gate_dir(parent) / 'report.md'}; retrain {parent!r} or change its gate in params.yaml, then `dvc repro`.",
+            fix=f"see {params.layout.gate_report(parent)}; retrain {parent!r} or change its gate in params.yaml, then `dvc repro`.",
         )
 
 
@@ -100,8 +77,8 @@ def train(params: Params, skill: str) -> dict:
 
     require_parent_passed(params, skill)
     require_parent_is_champion(params, skill)
-    return train_skill(params, skill, params.data_dir(skill), str(params.checkpoint_dir(params.parent(skill))),
-                       params.checkpoint_dir(skill))
+    return train_skill(params, skill, params.layout.data_dir(skill), str(params.layout.checkpoint_dir(params.parent(skill))),
+                       params.layout.checkpoint_dir(skill))
 
 
 def evaluate(params: Params, skill: str) -> dict:
@@ -112,18 +89,18 @@ def evaluate(params: Params, skill: str) -> dict:
     """
     parent = params.parent(skill)
     names = params.skills_through(skill) + list(params.probes)
-    parent_scores = read_json(params.eval_dir(parent) / "scores.json", f"evaluate@{parent}" if parent != BASE else BASE)["scores"]
-    candidate, reference = evaluate_models(params, [(str(params.checkpoint_dir(skill)), names),
-                                                    (str(params.checkpoint_dir(parent)), [skill])])
-    cand = write_predictions(params.eval_dir(skill) / "predictions", candidate)
-    ref_new = write_predictions(params.eval_dir(skill) / "reference", reference)
+    parent_scores = read_json(params.layout.scores_file(parent), f"evaluate@{parent}" if parent != BASE else BASE)["scores"]
+    candidate, reference = evaluate_models(params, [(str(params.layout.checkpoint_dir(skill)), names),
+                                                    (str(params.layout.checkpoint_dir(parent)), [skill])])
+    cand = write_predictions(params.layout.predictions_dir(skill), candidate)
+    ref_new = write_predictions(params.layout.reference_dir(skill), reference)
     result = {"model": skill, "scores": cand, "reference": {"model": parent, "scores": {**parent_scores, **ref_new}}}
-    _write_json(params.eval_dir(skill) / "scores.json", result)
+    write_json(params.layout.scores_file(skill), result)
     return result
 
 
 def run_gate(params: Params, skill: str) -> Verdict:
-    scores = read_json(params.eval_dir(skill) / "scores.json", f"evaluate@{skill}")
+    scores = read_json(params.layout.scores_file(skill), f"evaluate@{skill}")
     verdict = gate(
         scores["scores"],
         scores["reference"]["scores"],
@@ -132,10 +109,9 @@ def run_gate(params: Params, skill: str) -> Verdict:
         general=list(params.probes),
         params=params.gate_for(skill),
     )
-    out = params.gate_dir(skill)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "verdict.json").write_text(verdict.to_json(), encoding="utf-8")
-    (out / "report.md").write_text(verdict.to_markdown(), encoding="utf-8")
+    params.layout.gate_dir(skill).mkdir(parents=True, exist_ok=True)
+    params.layout.verdict_file(skill).write_text(verdict.to_json(), encoding="utf-8")
+    params.layout.gate_report(skill).write_text(verdict.to_markdown(), encoding="utf-8")
     return verdict
 
 
@@ -147,12 +123,12 @@ def accuracy_matrix(params: Params, label: str = "pipeline") -> AccuracyMatrix:
     """
     learned = []
     for name in params.skills:
-        if not (params.eval_dir(name) / "scores.json").exists():
+        if not params.layout.scores_file(name).exists():
             break
         learned.append(name)
     cols = learned + list(params.probes)
-    base_scores = read_json(params.eval_dir(BASE) / "scores.json", BASE)["scores"]
-    evals = [read_json(params.eval_dir(s) / "scores.json", f"evaluate@{s}") for s in learned]
+    base_scores = read_json(params.layout.scores_file(BASE), BASE)["scores"]
+    evals = [read_json(params.layout.scores_file(s), f"evaluate@{s}") for s in learned]
     rows = [{c: base_scores.get(c) for c in cols}]
     rows += [{c: e["scores"].get(c) for c in cols} for e in evals]
     for i, e in enumerate(evals):  # the parent row's score on the skill it was about to learn
@@ -163,15 +139,15 @@ def accuracy_matrix(params: Params, label: str = "pipeline") -> AccuracyMatrix:
 def register(params: Params, skill: str) -> dict:
     from . import registry
 
-    verdict = read_json(params.gate_dir(skill) / "verdict.json", f"gate@{skill}")
-    scores = read_json(params.eval_dir(skill) / "scores.json", f"evaluate@{skill}")
+    verdict = read_json(params.layout.verdict_file(skill), f"gate@{skill}")
+    scores = read_json(params.layout.scores_file(skill), f"evaluate@{skill}")
     matrix = accuracy_matrix(params).through(skill)
-    plot = forgetting_plot(matrix, params.gate_dir(skill) / "forgetting.png")
-    result = registry.register(params, skill, params.checkpoint_dir(skill), scores, verdict,
-                               [params.gate_dir(skill) / "report.md", params.gate_dir(skill) / "verdict.json", plot],
+    plot = forgetting_plot(matrix, params.layout.gate_plot(skill))
+    result = registry.register(params, skill, params.layout.checkpoint_dir(skill), scores, verdict,
+                               [params.layout.gate_report(skill), params.layout.verdict_file(skill), plot],
                                matrix.metrics().as_dict())
-    _write_json(params.registry_file(skill), result)
-    params.gate_marker(skill).write_text(f"{result['gate']}\n")
+    write_json(params.layout.registry_file(skill), result)
+    params.layout.gate_marker(skill).write_text(f"{result['gate']}\n")
     return result
 
 
@@ -179,17 +155,17 @@ def report(params: Params) -> dict:
     """The whole curriculum so far: matrix.md, metrics.json (DVC metrics), forgetting.png (DVC plot)."""
     matrix = accuracy_matrix(params)
     cl = matrix.metrics().as_dict()
-    out = params.report_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    verdicts = {s: read_json(params.gate_dir(s) / "verdict.json", f"gate@{s}")["passed"] for s in matrix.skills}
+    layout = params.layout
+    layout.report_dir().mkdir(parents=True, exist_ok=True)
+    verdicts = {s: read_json(layout.verdict_file(s), f"gate@{s}")["passed"] for s in matrix.skills}
     metrics = {**cl, "skills_learned": len(matrix.skills), "gates_passed": sum(verdicts.values()),
                "final": {c: matrix.rows[-1][c] for c in matrix.columns()}}
-    _write_json(out / "metrics.json", metrics)
+    write_json(layout.metrics_file(), metrics)
     table = matrix_markdown(matrix)
-    gates = "\n".join(f"- {s}: {'pass' if ok else 'FAIL'} (artifacts/gate/{s}/report.md)" for s, ok in verdicts.items())
-    (out / "report.md").write_text(
+    gates = "\n".join(f"- {s}: {'pass' if ok else 'FAIL'} ({layout.gate_report(s)})" for s, ok in verdicts.items())
+    layout.report_file().write_text(
         f"# Continual-learning report\n\nAccuracy (%), rows = after learning that skill:\n\n{table}\n\n"
         f"ACC {pct(cl['acc'])} · BWT {pct(cl['bwt'])} · forgetting {pct(cl['forgetting'])}\n\nGates:\n{gates}\n",
         encoding="utf-8")
-    forgetting_plot(matrix, out / "forgetting.png")
+    forgetting_plot(matrix, layout.report_plot())
     return metrics

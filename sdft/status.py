@@ -55,10 +55,10 @@ def chain_status(params: Params, root: Path = Path("."), read_aliases: Callable[
             state = "changed: " + ", ".join(s.split("@")[0] for s in stages if s in changed)
         else:
             state = "up to date"
-        meta = _read(root / params.data_dir(skill) / "meta.json") or {}
-        scores = _read(root / params.eval_dir(skill) / "scores.json") or {}
-        gate_file = root / params.gate_marker(skill)
-        version = str((_read(root / params.registry_file(skill)) or {}).get("version", "")) or None
+        meta = _read(root / params.layout.meta_file(skill)) or {}
+        scores = _read(root / params.layout.scores_file(skill)) or {}
+        gate_file = root / params.layout.gate_marker(skill)
+        version = str((_read(root / params.layout.registry_file(skill)) or {}).get("version", "")) or None
         new = scores.get("scores", {}).get(skill)
         ref = scores.get("reference", {}).get("scores", {}).get(skill)
         rows.append({

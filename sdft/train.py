@@ -19,7 +19,8 @@ from transformers import set_seed
 
 from .data import load_meta, load_split
 from .errors import SdftError
-from .outputs import open_resume_dir, publish_dir, staging_dir, train_metrics_file, write_file_atomic
+from .layout import train_metrics_file
+from .outputs import open_resume_dir, publish_dir, staging_dir, write_file_atomic
 from .models import load_model, load_tokenizer, non_finite, resolve_model
 from .params import Params, to_dict
 from .replay import training_rows, with_parent_answers

@@ -72,7 +72,7 @@ def failure_cause(output: str) -> str:
 
 
 def gate_passed(params: Params, skill: str, root: str | Path = ".") -> bool:
-    verdict = Path(root) / params.gate_dir(skill) / "verdict.json"
+    verdict = Path(root) / params.layout.verdict_file(skill)
     return json.loads(verdict.read_text())["passed"]
 
 

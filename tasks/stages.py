@@ -41,7 +41,7 @@ def run_stage(stage: str, root: str = "."):
 @task
 def publish_gate_report(params: Params, skill: str, root: str = ".") -> bool:
     """The gate report as a markdown artifact on the flow run; returns whether the gate passed."""
-    report = (Path(root) / params.gate_dir(skill) / "report.md").read_text(encoding="utf-8")
+    report = (Path(root) / params.layout.gate_report(skill)).read_text(encoding="utf-8")
     create_markdown_artifact(markdown=report, key=f"gate-{skill}".replace("_", "-").lower(),
                              description=f"Regression gate for {skill}")
     return dvc.gate_passed(params, skill, root)

@@ -38,7 +38,7 @@ def test_ingest_train_evaluate_end_to_end(params, tmp_path):
     assert run(tmp_path, "base").returncode == 0
     res = run(tmp_path, "train", "--skill", "facts", "--max-steps", "2")
     assert res.returncode == 0, res.stderr
-    ckpt = Path(params.checkpoint_dir("facts"))
+    ckpt = Path(params.layout.checkpoint_dir("facts"))
     metrics = json.loads((ckpt.with_name(ckpt.name + ".train_metrics.json")).read_text())
     assert metrics["steps"] == 2 and metrics["method"] == "sdft" and metrics["data_sha256"]
 
@@ -58,7 +58,7 @@ def test_errors_are_one_line_with_exit_code_2(params, tmp_path):
     res = run(tmp_path, "ingest", str(bad), "--skill", "facts")
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and str(bad) in res.stderr and "Fix:" in res.stderr
-    assert not Path(params.data_dir("facts")).exists()
+    assert not Path(params.layout.data_dir("facts")).exists()
 
     res = run(tmp_path, "train", "--skill", "facts", "--base", str(params.model.name_or_path))  # nothing ingested
     assert res.returncode == 2 and "run `sdft ingest`" in res.stderr

@@ -22,6 +22,7 @@ import yaml
 
 from bad_params import BAD_VALUES
 from conftest import REPO, fact_records, fake_checkpoint
+from workspace import broken_copy
 from sdft.errors import SdftError
 from sdft.params import load_params
 
@@ -108,32 +109,12 @@ def test_the_pipelines_own_output_is_replaced_whole(project):
 # ---------------------------------------------------------------- NaN / inf training
 
 
-def _broken_copy(tiny_model_dir, folder, value: float):
-    """The tiny model with one weight set to `value`: NaN (a damaged model) or a huge finite number (a model whose
-    activations overflow to inf: every loss is NaN, the way a diverged run looks)."""
-    import shutil
-
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(tiny_model_dir, folder)
-    weights = load_file(folder / "model.safetensors")
-    if value != value:  # NaN: one entry of one matrix
-        name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
-        weights[name] = weights[name].clone()
-        weights[name].view(-1)[0] = value
-    else:  # the final norm's scale: every logit overflows
-        weights["model.norm.weight"] = torch.full_like(weights["model.norm.weight"], value)
-    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    return folder
-
-
 @pytest.mark.parametrize("method", ["sft", "sdft"])
 def test_a_non_finite_base_model_is_refused_before_training(params, tiny_model_dir, tmp_path, method):
     from sdft.data import write_skill
     from sdft.train import train_skill
 
-    broken = _broken_copy(tiny_model_dir, tmp_path / "nan-model", float("nan"))
+    broken = broken_copy(tiny_model_dir, tmp_path / "nan-model", float("nan"))
     params.train.method, params.train.max_steps, params.rollout.engine = method, 2, "hf"
     data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
     with pytest.raises(SdftError, match="non-finite weights .* nothing was trained") as exc:
@@ -145,7 +126,7 @@ def test_a_non_finite_base_model_is_refused_before_training(params, tiny_model_d
 def test_the_base_stage_refuses_a_model_with_a_nan_weight(params, tiny_model_dir, tmp_path):
     from sdft import stages
 
-    broken = _broken_copy(tiny_model_dir, tmp_path / "nan-model", float("nan"))
+    broken = broken_copy(tiny_model_dir, tmp_path / "nan-model", float("nan"))
     params.model.name_or_path, params.artifacts_dir = str(broken), str(tmp_path / "artifacts")
     with pytest.raises(SdftError, match="non-finite weights .* not made the base") as exc:
         stages.base(params)
@@ -160,7 +141,7 @@ def test_diverged_training_writes_no_checkpoint_and_names_the_step(params, tiny_
     from sdft.data import write_skill
     from sdft.train import train_skill
 
-    overflow = _broken_copy(tiny_model_dir, tmp_path / "overflow-model", 3e38)
+    overflow = broken_copy(tiny_model_dir, tmp_path / "overflow-model", 3e38)
     params.train.method, params.train.max_steps, params.rollout.engine = method, 2, "hf"
     data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
     with pytest.raises(SdftError, match=rf"diverged at step 1 {cause}.*no checkpoint was written"):

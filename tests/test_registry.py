@@ -30,8 +30,8 @@ def _register(params, root, skill: str, tag: str, passed: bool = True) -> str:
                "reasons": [CHECKS[1]["reason"]] if not passed else []}
     scores = {"scores": {"facts": 0.5}, "reference": {"scores": {"facts": 0.0}}}
     version = registry.register(params, skill, fake_checkpoint(root, tag), scores, verdict, [], {})["version"]
-    params.registry_file(skill).parent.mkdir(parents=True, exist_ok=True)
-    params.registry_file(skill).write_text(json.dumps({"version": version}))  # what the register stage writes
+    params.layout.registry_file(skill).parent.mkdir(parents=True, exist_ok=True)
+    params.layout.registry_file(skill).write_text(json.dumps({"version": version}))  # what the register stage writes
     return version
 
 

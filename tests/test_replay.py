@@ -37,7 +37,7 @@ def two_skills(params, tmp_path):
     for name, (train, evals) in {"facts_a": (a_train, a_eval), "facts_b": (b_train, b_eval)}.items():
         (tmp_path / f"{name[-1]}.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in train)
                                                     + "".join(json.dumps({**r, "split": "eval"}) + "\n" for r in evals))
-        write_skill(params.data_dir(name), train, evals, {"skill": name})
+        write_skill(params.layout.data_dir(name), train, evals, {"skill": name})
     (tmp_path / "probe.jsonl").write_text(json.dumps(probe[0]) + "\n")
     anchors = tmp_path / "anchors.jsonl"
     anchors.write_text("".join(json.dumps({"id": f"an{i}", "prompt": p}) + "\n" for i, p in enumerate(ANCHORS)))
@@ -76,7 +76,7 @@ def test_prior_share_is_spread_evenly_over_earlier_skills(two_skills, tmp_path):
     params, data = two_skills
     extra = fact_records(20)[16:20]
     params.skills["facts_c"] = SkillSpec(name="facts_c", path="unused", scorer="contains", after="facts_b")
-    write_skill(params.data_dir("facts_c"), extra, [], {"skill": "facts_c"})
+    write_skill(params.layout.data_dir("facts_c"), extra, [], {"skill": "facts_c"})
     params.replay.prior_fraction = 0.5
     rows, _ = training_rows(params, "facts_c", extra)
     counts = Counter(r["skill"] for r in rows if r["source"] == "prior")

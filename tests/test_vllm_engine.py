@@ -100,7 +100,7 @@ def test_short_sdft_run_with_vllm_rollouts_lowers_the_loss(vparams, vllm_model_d
 def test_evaluation_on_vllm_gives_the_hf_answers(vparams, vllm_model_dir, tmp_path):
     from sdft.evaluate import evaluate_model
 
-    write_skill(vparams.data_dir("facts"), fact_records(4), fact_records(8)[4:], {"skill": "facts"})
+    write_skill(vparams.layout.data_dir("facts"), fact_records(4), fact_records(8)[4:], {"skill": "facts"})
     on_vllm = evaluate_model(vparams, str(vllm_model_dir), ["facts"])
     vparams.rollout.engine = "hf"
     on_hf = evaluate_model(vparams, str(vllm_model_dir), ["facts"])
@@ -130,7 +130,7 @@ def test_an_evaluate_stage_starts_one_engine_and_swaps_the_parent_in(vparams, vl
     from sdft import evaluate as ev
 
     other = build_tiny_model(tmp_path / "other", seed=1, init_std=0.3, head_dim=32)
-    write_skill(vparams.data_dir("facts"), fact_records(4), fact_records(8)[4:], {"skill": "facts"})
+    write_skill(vparams.layout.data_dir("facts"), fact_records(4), fact_records(8)[4:], {"skill": "facts"})
     alone = [ev.evaluate_model(vparams, str(m), ["facts"]) for m in (vllm_model_dir, other)]
     started, real = [], ev.make_generator
     monkeypatch.setattr(ev, "make_generator", lambda p, path: started.append(path) or real(p, path))  # a spy

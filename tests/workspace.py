@@ -84,3 +84,21 @@ def registry_state(ws: Path) -> dict:
 
 def versions(ws: Path) -> dict[str, str | None]:
     return {a: (None if mv is None else str(mv.version)) for a, mv in registry_state(ws).items()}
+
+
+def broken_copy(model_dir: Path, folder: Path, value: float) -> Path:
+    """The tiny model with one weight set to `value`: NaN (a damaged model) or a huge finite number (a model whose
+    activations overflow to inf: every loss is NaN, the way a diverged run looks)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model_dir, folder)
+    weights = load_file(folder / "model.safetensors")
+    if value != value:  # NaN: one entry of one matrix
+        name = next(k for k in weights if "layers.0" in k and k.endswith("weight"))
+        weights[name] = weights[name].clone()
+        weights[name].view(-1)[0] = value
+    else:  # the final norm's scale: every logit overflows
+        weights["model.norm.weight"] = torch.full_like(weights["model.norm.weight"], value)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
