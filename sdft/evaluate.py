@@ -28,7 +28,8 @@ def eval_records(params: Params, skill_name: str, split: str = "eval") -> list[d
 
 
 def score_skills(generator: Generator, params: Params, skills: list[str]) -> dict[str, tuple[float, list[dict]]]:
-    """Every skill's eval split in one batched call (the engine schedules them together), scored per skill."""
+    """Every skill's eval split in one batched call (the engine schedules them together), scored per skill.
+    (lm_eval probes are scored by the harness instead: `evaluate_models`.)"""
     records = {name: eval_records(params, name) for name in skills}
     flat = [r for name in skills for r in records[name]]
     answers = iter(generator.generate([r["prompt"] for r in flat], params.eval.max_new_tokens))
@@ -55,12 +56,21 @@ def evaluate_models(params: Params, runs: list[tuple[str, list[str]]]) -> list[d
     results, generator, served = [], None, None
     for model_name_or_path, skills in runs:
         path = resolve_model(model_name_or_path)
-        if isinstance(generator, VLLMEngine) and same_architecture(served, path):
-            generator.swap(path)
-        else:
-            generator = make_generator(params, path)
-        served = path
-        results.append(score_skills(generator, params, skills))
+        harness = [s for s in skills if params.skill(s).kind == "lm_eval"]
+        generated = [s for s in skills if s not in harness]
+        scores = {}
+        if generated:
+            if isinstance(generator, VLLMEngine) and same_architecture(served, path):
+                generator.swap(path)
+            else:
+                generator = make_generator(params, path)
+            served = path
+            scores = score_skills(generator, params, generated)
+        if harness:
+            from .lm_eval_probe import score_lm_eval
+
+            scores.update(score_lm_eval(params, path, harness))
+        results.append({s: scores[s] for s in skills})  # in the order asked
     return results
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import IngestResult, read_records, split_records, validate_records, write_skill
+from .data import IngestResult, load_meta, read_records, split_records, validate_records, write_skill
 from .models import context_length, resolve_model, token_counter
 from .params import Params, SkillSpec
 
@@ -25,6 +25,11 @@ def validated_records(params: Params, spec: SkillSpec, source: str | Path | None
 
 
 def ingest_skill(params: Params, spec: SkillSpec, source: str | Path | None = None, out_dir: str | Path | None = None) -> IngestResult:
+    if spec.kind == "lm_eval":  # a folder of harness tasks, copied whole (sdft/lm_eval_probe.py)
+        from .lm_eval_probe import ingest_lm_eval
+
+        folder = ingest_lm_eval(params, spec, source, out_dir)
+        return IngestResult(folder, 0, 0, load_meta(folder)["sha256"])
     source = Path(source or spec.path)
     records = validated_records(params, spec, source)
     train, evals = split_records(records, params.data.eval_fraction, params.data.split_seed, train_enabled=spec.name not in params.probes)

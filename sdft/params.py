@@ -71,6 +71,10 @@ class SkillSpec:
     columns: dict[str, str] = field(default_factory=dict)
     # Per-skill overrides of the top-level `gate:` thresholds, e.g. {min_new_score: 0.5}.
     gate: dict[str, float] = field(default_factory=dict)
+    # Probes of `kind: lm_eval` only (sdft/lm_eval_probe.py): `path` is a folder of lm-evaluation-harness task
+    # YAMLs, `tasks` the ones to run, `metric` the one that becomes the probe's score (mean over the tasks).
+    tasks: list[str] = field(default_factory=list)
+    metric: str = "acc"
 
 
 @dataclass
@@ -357,6 +361,9 @@ def check_curriculum(params: Params, where: str) -> None:
     for group in ("skills", "probes"):
         for name, spec in getattr(params, group).items():
             check_skill_name(name, where, f"`{group}.{name}`")
+            if spec.kind == "lm_eval" or spec.tasks:
+                _check_lm_eval(group, name, spec, where)
+                continue
             if group == "skills":
                 params.gate_for(name)  # per-skill gate overrides: same checks as `gate:`
             if spec.scorer not in SCORERS:
@@ -395,6 +402,17 @@ def only_skills(params: Params, names: list[str], where: str = "--skills") -> Pa
     built = _build(Params, raw, "params")
     check_curriculum(built, where)
     return built
+
+
+def _check_lm_eval(group: str, name: str, spec: SkillSpec, where: str) -> None:
+    if group != "probes" or spec.kind != "lm_eval":
+        raise SdftError(f"`{group}.{name}` has lm_eval `tasks` but " + ("is a skill" if group == "skills" else
+                        f"`kind: {spec.kind}`") + ": lm-evaluation-harness tasks are measured, never trained on.",
+                        where=where, fix="move it under `probes:` with `kind: lm_eval`." if group == "skills"
+                        else "set `kind: lm_eval`, or remove `tasks`.")
+    if not spec.tasks or not all(isinstance(t, str) and t for t in spec.tasks):
+        raise SdftError(f"`probes.{name}` has `kind: lm_eval` but no `tasks`.", where=where,
+                        fix="list the task names its folder's YAML files define, e.g. `tasks: [my_qa]`.")
 
 
 def to_dict(params: Params) -> dict[str, Any]:
