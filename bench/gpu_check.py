@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from sdft.data import read_records, validate_records, write_skill  # noqa: E402
-from sdft.params import load_params  # noqa: E402
+from sdft.params import load_params, with_overrides  # noqa: E402
 from sdft.train import prepare_trainer, train_skill  # noqa: E402
 
 SKILL = "zorbia_facts"
@@ -78,21 +78,20 @@ def random_model(config_dir: Path, out: Path) -> str:
     return str(out)
 
 
-def setup(params, model: str, work: Path, dtype: str, method: str, steps: int, batch: int, paper: bool = False):
-    params.model.name_or_path, params.model.dtype = model, dtype
-    params.train.method, params.train.max_steps = method, steps
-    params.train.per_device_train_batch_size, params.train.num_train_epochs = batch, 1000
-    params.rollout.engine = "hf"
-    params.replay.prior_fraction = 0.0  # one skill: nothing earlier to replay; anchors stay on
+def setup(params, model: str, work: Path, dtype: str, method: str, steps: int, batch: int, paper: bool = False,
+          **extra):
+    overrides = {"model.name_or_path": model, "model.dtype": dtype, "train.method": method, "train.max_steps": steps,
+                 "train.per_device_train_batch_size": batch, "train.num_train_epochs": 1000, "rollout.engine": "hf",
+                 "replay.prior_fraction": 0.0,  # one skill: nothing earlier to replay; anchors stay on
+                 "replay.anchor_prompts": str(ROOT / params.replay.anchor_prompts), **extra}
     if paper:  # the paper's settings (params.yaml notes where the defaults depart from them)
-        params.sdft.generate_from_teacher, params.sdft.disagreement_power, params.sdft.sft_weight = False, 0.0, 0.0
-        params.replay.anchor_fraction = 0.0
-    return params
+        overrides.update({"sdft.generate_from_teacher": False, "sdft.disagreement_power": 0.0, "sdft.sft_weight": 0.0,
+                          "replay.anchor_fraction": 0.0})
+    return with_overrides(params, overrides, where="bench/gpu_check.py")
 
 
 def precision_row(args, model: str, data: Path, work: Path, dtype: str, method: str) -> dict:
     params = setup(load_params(ROOT / "params.yaml"), model, work, dtype, method, steps=3, batch=8)
-    params.replay.anchor_prompts = str(ROOT / params.replay.anchor_prompts)
     row = {"check": f"{method} {dtype}"}
     try:
         trainer, _ = prepare_trainer(params, SKILL, json_lines(data / "train.jsonl"), model, work / "probe")
@@ -121,9 +120,8 @@ def precision_row(args, model: str, data: Path, work: Path, dtype: str, method: 
 
 def cost_row(args, model: str, data: Path, work: Path, dtype: str, method: str, paper: bool = False) -> dict:
     steps = args.warmup + args.steps
-    params = setup(load_params(ROOT / "params.yaml"), model, work, dtype, method, steps, args.batch, paper)
-    params.replay.anchor_prompts = str(ROOT / params.replay.anchor_prompts)
-    params.train.max_completion_length = args.completion
+    params = setup(load_params(ROOT / "params.yaml"), model, work, dtype, method, steps, args.batch, paper,
+                   **{"train.max_completion_length": args.completion})
     label = f"{method}{' (paper)' if paper else ''} {dtype}"
     try:
         if torch.cuda.is_available():

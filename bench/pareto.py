@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sdft.params import load_params, only_skills, with_overrides
+from sdft.params import add_params_arguments, only_skills, params_from_args, with_overrides
 from sdft.sequence import learn_sequence
 
 
@@ -55,13 +55,13 @@ def plot(points: list[dict], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
+    add_params_arguments(ap)
     ap.add_argument("--lrs", default="1e-4,2e-4,4e-4")
     ap.add_argument("--methods", default="sdft,sft,sft-replay")
     ap.add_argument("--skills", help="comma-separated first skills of the curriculum (default: all)")
     ap.add_argument("--workdir", default="artifacts/pareto")
     args = ap.parse_args()
-    params = load_params(args.params)
+    params = params_from_args(args)
     if args.skills:
         params = only_skills(params, args.skills.split(","))
     workdir = Path(args.workdir)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from sdft.evaluate import score_records
 from sdft.generation import make_generator
 from sdft.models import resolve_model
-from sdft.params import load_params
+from sdft.params import add_params_arguments, params_from_args
 
 
 def perturbed_copy(base: Path, out: Path, eps: float, seed: int) -> Path:
@@ -48,9 +48,9 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--eps", type=float, default=0.005, help="perturbation per matrix, relative to its norm")
     ap.add_argument("--k", type=int, default=3, help="perturbed copies")
-    ap.add_argument("--params", default="params.yaml")
+    add_params_arguments(ap)
     args = ap.parse_args()
-    params = load_params(args.params)
+    params = params_from_args(args)
     records = [json.loads(line) for path in args.candidates for line in Path(path).read_text().splitlines() if line.strip()]
     scorer, tokens = params.probes["general_probe"].scorer, params.eval.max_new_tokens
     base = Path(resolve_model(params.model.name_or_path))

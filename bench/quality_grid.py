@@ -20,7 +20,7 @@ import yaml
 from sdft.errors import SdftError
 from sdft.evaluate import eval_records, score_records
 from sdft.generation import make_generator
-from sdft.params import Params, load_params, only_skills, with_overrides
+from sdft.params import Params, add_params_arguments, only_skills, params_from_args, with_overrides
 from sdft.sequence import learn_sequence
 
 SETTINGS_FILE = Path(__file__).with_name("grid_settings.yaml")
@@ -60,14 +60,14 @@ def train_prompt_scores(params: Params, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
+    add_params_arguments(ap)
     ap.add_argument("--skills", help="comma-separated subset of the curriculum (default: all)")
     ap.add_argument("--settings", help="comma-separated setting names (default: all in the file)")
     ap.add_argument("--settings-file", type=Path, default=SETTINGS_FILE)
     ap.add_argument("--workdir", default="artifacts/grid")
     ap.add_argument("--out", default="artifacts/grid/results.jsonl")
     args = ap.parse_args()
-    params = load_params(args.params)
+    params = params_from_args(args)
     if args.skills:
         params = only_skills(params, args.skills.split(","))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

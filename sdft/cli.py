@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from .errors import SdftError
+from .params import add_params_arguments, params_from_args, with_overrides
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -20,12 +21,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def _params(args, **extra):
     """params.yaml with `--set KEY=VALUE` overrides (and a subcommand's own shortcuts, e.g. --method) applied and
     checked like the file itself."""
-    from .params import load_params, with_overrides
-
     from .outputs import sweep_leftovers
 
     shortcuts = {key.replace("__", "."): value for key, value in extra.items() if value is not None}
-    params = with_overrides(load_params(args.params), args.set or [])
+    params = params_from_args(args)
     sweep_leftovers(Path(params.artifacts_dir))  # what a killed earlier command left (its owner is gone)
     return with_overrides(params, shortcuts, where="command line")
 
@@ -172,11 +171,7 @@ def cmd_compare(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdft", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override a params.yaml value for this command, e.g. --set train.learning_rate=1e-4 "
-                             "(repeatable; checked like the file). Stages under DVC read params.yaml only: there, "
-                             "use `dvc exp run -S KEY=VALUE`.")
+    add_params_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="validate a skill's data and write its train/eval splits")

@@ -388,6 +388,19 @@ def check_curriculum(params: Params, where: str) -> None:
         previous = name
 
 
+def add_params_arguments(parser) -> None:
+    """`--params FILE` and repeatable `--set KEY=VALUE`, for the `sdft` CLI and every bench script alike."""
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a params.yaml value for this command, e.g. --set train.learning_rate=1e-4 "
+                             "(repeatable; checked like the file). Stages under DVC read params.yaml only: there, "
+                             "use `dvc exp run -S KEY=VALUE`.")
+
+
+def params_from_args(args) -> Params:
+    return with_overrides(load_params(args.params), args.set or [])
+
+
 def only_skills(params: Params, names: list[str], where: str = "--skills") -> Params:
     """The curriculum cut to `names` (in params.yaml's order), re-chained from the base: the bench scripts'
     way to measure the first skill(s) alone."""

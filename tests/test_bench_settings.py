@@ -44,3 +44,16 @@ def test_a_setting_named_twice_is_refused(tmp_path):
 def test_a_mistyped_key_in_a_setting_is_refused():
     with pytest.raises(SdftError, match="unknown key `train.learnig_rate`"):
         with_overrides(load_params(REPO / "params.yaml"), {"train.learnig_rate": 1e-4}, where="setting x")
+
+
+@pytest.mark.parametrize("script", ["pareto.py", "quality_grid.py", "heldout_check.py",
+                                    "probe_noise.py skills/general_probe.jsonl --out /dev/null"])
+def test_bench_scripts_take_set_overrides_checked_like_params_yaml(script):
+    """`--set KEY=VALUE` works on every bench script as on `sdft`: a mistyped key stops it before any run."""
+    import subprocess
+    import sys
+
+    name, *args = script.split()
+    res = subprocess.run([sys.executable, str(REPO / "bench" / name), *args, "--set", "train.learnig_rate=1e-4"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0 and "unknown key `train.learnig_rate`" in res.stderr + res.stdout
