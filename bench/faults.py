@@ -332,8 +332,9 @@ def damaged_checkpoint(ws: Path, how: str) -> str:
     ckpt = ws / layout(ws).checkpoint_dir(SKILL)
     art, reg = tree_hashes(ws / "artifacts"), registry_snapshot(ws)
     weights = ckpt / "model.safetensors"
-    if how == "truncated":
-        data = weights.read_bytes()
+    if how == "truncated":  # a copy cut short lands as a new file (the tracked one is a read-only hard link into
+        data = weights.read_bytes()  # DVC's cache and the registry: writing through it would damage all three)
+        weights.unlink()
         weights.write_bytes(data[: len(data) // 2])
     else:  # pickle-only: what `save_pretrained(safe_serialization=False)` writes; loading it runs pickle
         torch.save(load_file(weights), ckpt / "pytorch_model.bin")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -264,6 +265,31 @@ def _artifact_location() -> str | None:
     return (Path.cwd() / "mlartifacts").resolve().as_uri()
 
 
+def _store_model(checkpoint: Path) -> None:
+    """The run's `model/` artifacts: the checkpoint's files, stored once on a machine.
+
+    A local artifact store gets hard links to the DVC-tracked files (which DVC's `hardlink` cache already shares
+    with the cache), so the workspace, DVC's cache and the registry hold one copy of the weights, not three
+    (~45 GB per skill saved for a 7B model in bf16). Safe because nothing writes a checkpoint file in place: every
+    stage publishes a new folder by rename, and DVC marks the files read-only. A tracking server (or another
+    filesystem, where a link cannot be made) gets a copy."""
+    import mlflow
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    uri = mlflow.get_artifact_uri("model")
+    if not uri.startswith("file:"):
+        mlflow.log_artifacts(str(checkpoint), "model")
+        return
+    target = Path(local_file_uri_to_path(uri))
+    for src in sorted(p for p in Path(checkpoint).rglob("*") if p.is_file()):
+        dst = target / src.relative_to(checkpoint)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
 def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict: dict, report_files: list[Path],
              matrix_metrics: dict) -> dict:
     """Log the run, create the model version with lineage tags, set `candidate`, promote if allowed.
@@ -318,7 +344,7 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
         mlflow.log_metrics({k: train[k] for k in ("train_seconds", "rollout_seconds", "weight_sync_seconds") if k in train})
         for path in report_files:
             mlflow.log_artifact(str(path), "reports")
-        mlflow.log_artifacts(str(checkpoint), "model")
+        _store_model(checkpoint)
         mlflow.set_tags(tags)
     if not c.search_registered_models(filter_string=f"name = '{name}'"):
         c.create_registered_model(name, description="Continual-learning checkpoints (sdft-pipeline)")
