@@ -21,11 +21,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def _params(args, **extra):
     """params.yaml with `--set KEY=VALUE` overrides (and a subcommand's own shortcuts, e.g. --method) applied and
     checked like the file itself."""
-    from .outputs import sweep_leftovers
+    from .outputs import processes, sweep_leftovers
 
     shortcuts = {key.replace("__", "."): value for key, value in extra.items() if value is not None}
     params = params_from_args(args)
-    sweep_leftovers(Path(params.artifacts_dir))  # what a killed earlier command left (its owner is gone)
+    if processes()[0] == 0:  # under `accelerate launch`, one sweeper
+        sweep_leftovers(Path(params.artifacts_dir))  # what a killed earlier command left (its owner is gone)
     return with_overrides(params, shortcuts, where="command line")
 
 
@@ -42,10 +43,28 @@ def cmd_ingest(args) -> None:
           f"(sha256 {result.sha256[:12]})")
 
 
+def _relaunch_under_accelerate(params) -> None:
+    """`train.processes` > 1: this command starts itself again under `accelerate launch` (the same arguments),
+    so `dvc repro`, the Prefect flows and a user's shell run data-parallel training without a different command."""
+    import shutil
+
+    from .outputs import processes
+
+    if params.train.processes == 1 or processes()[1] > 1:
+        return
+    launcher = shutil.which("accelerate") or str(Path(sys.executable).with_name("accelerate"))
+    how = (["--config_file", params.train.accelerate_config] if params.train.accelerate_config else
+           # --multi_gpu picks torchrun's launcher; on a host without GPUs sdft.train runs the ranks over gloo.
+           ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"])
+    os.execv(launcher, [launcher, "launch", *how, "--num_processes", str(params.train.processes),
+                        "-m", "sdft", *sys.argv[1:]])
+
+
 def cmd_train(args) -> None:
     from .train import train_skill
 
     params = _params(args, train__method=args.method, train__max_steps=args.max_steps)
+    _relaunch_under_accelerate(params)
     out = args.out or params.layout.checkpoint_dir(args.skill)
     if args.base:  # ad hoc: any starting model, no gate check
         metrics = train_skill(params, args.skill, args.data or params.layout.data_dir(args.skill), args.base, out)
@@ -53,6 +72,8 @@ def cmd_train(args) -> None:
         from . import stages
 
         metrics = stages.train(params, args.skill)
+    if "method" not in metrics:  # another rank of `accelerate launch`: the main process reports
+        return
     print(f"trained {args.skill} with {metrics['method']}: {metrics['steps']} steps in {metrics['train_seconds']:.0f}s, "
           f"loss {metrics['loss_first']:.4f} -> {metrics['loss_last']:.4f}; checkpoint {out}")
 

@@ -29,6 +29,12 @@ MARKER = ".sdft-output"
 _TEMP = re.compile(r"^\.(?P<name>.+)-(?P<pid>\d+)-(?P<tail>[a-z0-9_]+)$")
 
 
+def processes() -> tuple[int, int]:
+    """(this process's rank, number of processes): set by `accelerate launch` / torchrun, (0, 1) otherwise. Only
+    rank 0 writes or removes anything under the artifacts folder."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def staging_dir(out_dir: Path) -> Path:
     """A fresh temporary folder beside `out_dir` (same filesystem, so the final move is a rename)."""
     check_replaceable(out_dir)

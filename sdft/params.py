@@ -118,6 +118,12 @@ class TrainParams:
     # checkpoint in `<checkpoint>.resume/`: a killed train stage continues from the last one. 0 = off.
     save_steps: int = within(0, default=25)
     lora: LoraParams = field(default_factory=LoraParams)
+    # Data-parallel training: `sdft train` starts itself under `accelerate launch` with this many processes (one
+    # per GPU; on a host without GPUs, CPU processes over gloo). Each takes per_device_train_batch_size rows of
+    # every step, so the global batch grows with it. `accelerate_config`: an accelerate config file (FSDP,
+    # DeepSpeed, several nodes; configs/accelerate/) instead of plain DDP.
+    processes: int = within(1, default=1)
+    accelerate_config: str = ""
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from .data import load_split, prompt_key, read_records, validate_records
 from .errors import SdftError
+from .outputs import processes
 from .params import Params
 
 
@@ -68,9 +69,10 @@ def prior_pools(params: Params, skill: str) -> dict[str, list[dict]]:
 
 
 def mixture(params: Params, skill: str, new: list[dict], prior: dict[str, list[dict]], anchors: list[dict]) -> list[dict]:
-    """The whole run's rows in training order: `steps` batches of B rows with the stated shares."""
+    """The whole run's rows in training order: `steps` batches of B rows with the stated shares. B is the global
+    batch of one optimizer step: under `accelerate launch` each of the N processes takes B/N of it."""
     rp, tp = params.replay, params.train
-    batch = tp.per_device_train_batch_size * tp.gradient_accumulation_steps
+    batch = tp.per_device_train_batch_size * tp.gradient_accumulation_steps * processes()[1]
     n_prior = round(batch * rp.prior_fraction) if prior else 0
     n_anchor = round(batch * rp.anchor_fraction) if anchors else 0
     n_new = batch - n_prior - n_anchor

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from transformers import set_seed
 from .data import load_meta, load_split
 from .errors import SdftError
 from .layout import train_metrics_file
-from .outputs import open_resume_dir, publish_dir, staging_dir, write_file_atomic
+from .outputs import open_resume_dir, processes, publish_dir, staging_dir, write_file_atomic
 from .models import load_model, load_tokenizer, non_finite, resolve_model
 from .params import Params, to_dict
 from .replay import training_rows, with_parent_answers
@@ -87,6 +88,44 @@ def _diverged_while_sampling(exc: RuntimeError, trainer, skill_name: str) -> Sdf
     )
 
 
+def _start_processes(world: int):
+    """The process group, before the trainer: the ranks must agree on the trainer's folder first. On a host
+    without GPUs the ranks run DDP over gloo (accelerate only does so when told: ACCELERATE_USE_CPU)."""
+    if world == 1:
+        return None
+    from accelerate import PartialState
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _shared(state, value):
+    """The main process's `value`, on every rank."""
+    if state is None:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def check_replicas_in_sync(state, trainer) -> None:
+    """Data parallelism keeps every rank's student, and so its EMA teacher, identical; a rank that drifted would
+    make the saved checkpoint one rank's private model. Checked (a float64 sum per tensor) before anything is
+    written."""
+    if state is None:
+        return
+    models = [trainer.model] + ([trainer.teacher_model] if getattr(trainer, "teacher_model", None) is not None else [])
+    sums = [torch.stack([p.detach().double().sum() for p in trainer.accelerator.unwrap_model(m).parameters()]).cpu()
+            for m in models]
+    everyone = [None] * state.num_processes
+    torch.distributed.all_gather_object(everyone, [s.tolist() for s in sums])
+    if any(other != everyone[0] for other in everyone[1:]):
+        raise SdftError("the training processes ended with different weights (student or EMA teacher); no checkpoint "
+                        "was written.", where="accelerate launch", fix="report it with your accelerate config; "
+                        "rerun with one process to train meanwhile.")
+
+
 def run_fingerprint(params: Params, skill_name: str, meta: dict, base_model: str) -> str:
     """What a mid-run checkpoint belongs to: resumed only by a run with the same params, data and base model
     (a base folder is identified by its files' names, sizes and mtimes: a retrained parent changes it)."""
@@ -123,17 +162,25 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     records = load_split(data_dir, "train")
     meta = load_meta(data_dir)
     out_dir = Path(out_dir)
+    # Under `accelerate launch` every rank trains (DDP: each its share of the batch) and only the main process
+    # touches files: the folders below, the checkpoint and the metrics (the register stage runs once, after).
+    rank, world = processes()
+    state = _start_processes(world)
+    main = rank == 0
     # The checkpoint is written into `tmp` and renamed into place as the very last step (nothing to clean up after
     # it); the trainer's own folder is the resume folder (`train.save_steps`) or a second temporary one.
-    tmp = staging_dir(out_dir)  # refuses a folder the pipeline did not write, before any training
+    tmp = staging_dir(out_dir) if main else None  # refuses a folder the pipeline did not write, before any training
     resume_from, scratch = None, None
     try:
         start = time.perf_counter()
         fingerprint = run_fingerprint(params, skill_name, meta, base_model)
-        if params.train.save_steps:  # mid-run state survives a kill, in <checkpoint>.resume/
+        if not main:
+            work_dir = None
+        elif params.train.save_steps:  # mid-run state survives a kill, in <checkpoint>.resume/
             work_dir, resume_from = open_resume_dir(out_dir, fingerprint)
         else:
             work_dir = scratch = staging_dir(out_dir)
+        work_dir, resume_from = _shared(state, (work_dir, resume_from))
         trainer, rows = prepare_trainer(params, skill_name, records, base_model, work_dir)
         tokenizer = trainer.processing_class
         if resume_from is not None:
@@ -150,6 +197,9 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         final = merged(trainer.model).to(getattr(torch, params.model.dtype))  # saved in the serving dtype
         curve = loss_curve(trainer.state.log_history)
         check_finite(trainer.state.log_history, final, skill_name)
+        check_replicas_in_sync(state, trainer)
+        if not main:
+            return {"skill": skill_name, "rank": rank}
         final.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         metrics = {
@@ -160,6 +210,8 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "n_train": len(records),
             "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
+            "processes": world,
+            "replicas_in_sync": True if world > 1 else None,  # check_replicas_in_sync passed
             "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,
             "run_fingerprint": fingerprint,  # what resume state this checkpoint makes redundant (outputs.sweep_leftovers)
             "train_seconds": round(seconds, 2),
@@ -176,7 +228,8 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         write_file_atomic(train_metrics_file(out_dir), json.dumps(metrics, indent=2, default=str) + "\n")
         publish_dir(tmp, out_dir)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # already renamed on success
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # already renamed on success
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return metrics
