@@ -13,7 +13,6 @@ import traceback
 from pathlib import Path
 
 from .errors import SdftError
-from .params import add_params_arguments, params_from_args, with_overrides
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -22,6 +21,7 @@ def _params(args, **extra):
     """params.yaml with `--set KEY=VALUE` overrides (and a subcommand's own shortcuts, e.g. --method) applied and
     checked like the file itself."""
     from .outputs import processes, sweep_leftovers
+    from .params import params_from_args, with_overrides
 
     shortcuts = {key.replace("__", "."): value for key, value in extra.items() if value is not None}
     params = params_from_args(args)
@@ -191,6 +191,8 @@ def cmd_compare(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .params import add_params_arguments
+
     parser = argparse.ArgumentParser(prog="sdft", description=__doc__.splitlines()[0])
     add_params_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,14 +265,31 @@ def build_parser() -> argparse.ArgumentParser:
 def _die_with_parent() -> None:
     """Linux: when the process that started this stage dies (a killed `dvc repro`), this one gets SIGTERM
     instead of training on as an orphan. Nothing half-written is kept (outputs are published whole)."""
-    if sys.platform.startswith("linux") and os.getppid() != 1:
-        import ctypes
-        import signal
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
 
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except OSError:
+        return
+    if _orphaned_stage():
+        # DVC died before this process could ask for the signal (during interpreter start-up, the fault suite's
+        # "dvc repro killed alone"): it is an orphan already, and no signal will come.
+        print("error: the `dvc repro` that started this stage is gone; the stage stops.", file=sys.stderr)
+        sys.exit(143)
+
+
+def _orphaned_stage() -> bool:
+    """A DVC stage (DVC_STAGE is set) whose parent is now init. DVC itself as PID 1 (`docker run ... dvc repro`)
+    is a live parent, not an orphan's foster one."""
+    if os.getppid() != 1 or not os.environ.get("DVC_STAGE"):
+        return False
+    try:
+        return b"dvc" not in Path("/proc/1/cmdline").read_bytes()
+    except OSError:  # cannot tell: keep running, as before this check existed
+        return False
 
 
 # Commands that never write a DVC output, so `--set` cannot make one disagree with params.yaml.
@@ -287,9 +306,9 @@ def _check_set_allowed(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a process of its own (a stage), not a call from Python code: first thing, before any
+        _die_with_parent()  # import (a DVC killed while this one starts must not leave it training as an orphan)
     args = build_parser().parse_args(argv)
-    if argv is None:  # a process of its own (a stage), not a call from Python code
-        _die_with_parent()
     try:
         _check_set_allowed(args)
         args.func(args)
