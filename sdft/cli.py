@@ -61,6 +61,7 @@ def _relaunch_under_accelerate(params) -> None:
 
 
 def cmd_train(args) -> None:
+    from .outputs import processes
     from .train import train_skill
 
     params = _params(args, train__method=args.method, train__max_steps=args.max_steps)
@@ -72,7 +73,7 @@ def cmd_train(args) -> None:
         from . import stages
 
         metrics = stages.train(params, args.skill)
-    if "method" not in metrics:  # another rank of `accelerate launch`: the main process reports
+    if processes()[0] != 0:  # another rank of `accelerate launch`: the main process reports
         return
     print(f"trained {args.skill} with {metrics['method']}: {metrics['steps']} steps in {metrics['train_seconds']:.0f}s, "
           f"loss {metrics['loss_first']:.4f} -> {metrics['loss_last']:.4f}; checkpoint {out}")

@@ -57,9 +57,6 @@ def ingest_lm_eval(params: Params, spec: SkillSpec, source: str | Path | None = 
     source, out_dir = Path(source or spec.path), Path(out_dir or params.layout.data_dir(spec.name))
     if not source.is_dir():
         raise SdftError("an lm_eval probe's path must be a folder.", where=str(source), fix=f"point `path` at {HOW}.")
-    if not spec.tasks:
-        raise SdftError(f"probe {spec.name!r} has `kind: lm_eval` but no `tasks`.", where="params.yaml",
-                        fix=f"add `tasks: [<task name>]` under `probes.{spec.name}`.")
     _check_tasks(spec, source)
     files = sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith("."))
     digest = hashlib.sha256(b"".join(p.relative_to(source).as_posix().encode() + b"\0" + p.read_bytes()

@@ -413,14 +413,10 @@ def only_skills(params: Params, names: list[str], where: str = "--skills") -> Pa
     unknown = sorted(set(names) - set(params.skills))
     if unknown:
         raise SdftError(f"{unknown} are not skills in params.yaml.", where=where, fix=f"use some of {list(params.skills)}.")
-    raw = to_dict(params)
-    raw["skills"] = {k: v for k, v in raw["skills"].items() if k in names}
-    previous = "base"
-    for name, spec in raw["skills"].items():
-        spec["after"], previous = previous, name
-    built = _build(Params, raw, "params")
-    check_curriculum(built, where)
-    return built
+    kept = [name for name in params.skills if name in names]
+    chained = {name: {**dataclasses.asdict(params.skills[name]), "after": after}
+               for name, after in zip(kept, ["base", *kept])}
+    return with_overrides(params, {"skills": chained}, where=where)
 
 
 def _check_lm_eval(group: str, name: str, spec: SkillSpec, where: str) -> None:

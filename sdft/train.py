@@ -95,9 +95,10 @@ def _start_processes(world: int):
         return None
     from accelerate import PartialState
 
-    if not torch.cuda.is_available():
+    cpu = not torch.cuda.is_available()
+    if cpu:
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=cpu)
 
 
 def _shared(state, value):
