@@ -13,19 +13,9 @@ import time
 
 from flows.pipeline import learn_pending_skills
 from sdft import registry, replay, stages
-from sdft.layout import read_json
 from sdft.params import load_params, only_skills, with_overrides
 from sdft.report import compare_table
-from sdft.metrics import AccuracyMatrix
 from sdft.sequence import learn_sequence
-
-
-def pipeline_result(params) -> AccuracyMatrix:
-    """The SDFT pipeline's accuracy matrix with its training time, for the side-by-side table."""
-    result = stages.accuracy_matrix(params, label="sdft (pipeline)")
-    for name in result.skills:
-        result.train_seconds += read_json(params.layout.train_metrics(name), f"train@{name}")["train_seconds"]
-    return result
 
 
 def main() -> None:
@@ -38,7 +28,7 @@ def main() -> None:
         print(f"The chain stopped at {outcome['stopped_at']}: its gate failed (see the report above).")
     print("Registry aliases:", registry.aliases(params))
 
-    sdft = pipeline_result(params)
+    sdft = stages.accuracy_matrix(params, label="sdft (pipeline)")
     params = only_skills(params, sdft.skills, where="the skills the SDFT chain reached")
     # What a user would pick instead of SDFT: SFT, and SFT with the same replay as the SDFT run.
     baselines = []

@@ -41,9 +41,9 @@ def cl_metrics(matrix: list[list[float]]) -> CLMetrics:
 
 @dataclass
 class AccuracyMatrix:
-    """The one accuracy matrix, whoever filled it: the pipeline's evaluate outputs (`sdft.stages.accuracy_matrix`)
-    or an in-process run (`sdft.sequence.learn_sequence`). Read by the report and register stages, `sdft compare`,
-    the demo's comparison table and the bench scripts."""
+    """The one accuracy matrix, built in one place (`sdft.stages.accuracy_matrix`) from the evaluate stage's files,
+    whether `dvc repro` or an in-process run (`sdft.sequence.learn_sequence`) wrote them. Read by the report and
+    register stages, `sdft compare`, the demo's comparison table and the bench scripts."""
 
     label: str  # the method or setting, as a column title in comparison tables
     skills: list[str]  # trained skills, in learning order

@@ -116,7 +116,9 @@ def run_gate(params: Params, skill: str) -> Verdict:
 
 
 def accuracy_matrix(params: Params, label: str = "pipeline") -> AccuracyMatrix:
-    """The accuracy matrix from the evaluate outputs: row 0 = base, row i = after the i-th skill.
+    """The accuracy matrix from the evaluate outputs: row 0 = base, row i = after the i-th skill. The one
+    builder: the report and register stages, `sdft compare`, the demo and the bench scripts all read it here
+    (in-process runs write the same files through `sdft.sequence.learn_sequence`).
 
     Stops at the first skill not evaluated yet. R[i][i+1] (a skill just before learning it) comes
     from the next skill's reference scores; entries further ahead are never measured (None).
@@ -133,7 +135,10 @@ def accuracy_matrix(params: Params, label: str = "pipeline") -> AccuracyMatrix:
     rows += [{c: e["scores"].get(c) for c in cols} for e in evals]
     for i, e in enumerate(evals):  # the parent row's score on the skill it was about to learn
         rows[i][learned[i]] = e["reference"]["scores"][learned[i]]
-    return AccuracyMatrix(label, learned, list(params.probes), rows)
+    # The trainer's own time (train stage's metrics), so pipeline and in-process runs compare alike.
+    seconds = sum(read_json(f, f"train@{s}")["train_seconds"]
+                  for s in learned if (f := params.layout.train_metrics(s)).exists())
+    return AccuracyMatrix(label, learned, list(params.probes), rows, seconds)
 
 
 def register(params: Params, skill: str) -> dict:

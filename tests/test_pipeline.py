@@ -191,19 +191,20 @@ def test_dead_tracking_server_is_a_clear_error_and_changes_nothing(tmp_path, tin
 
 
 def test_demo_reads_the_pipelines_matrix_into_the_comparison_table(learned_two):
-    from flows.demo import pipeline_result
     from sdft.params import load_params
+    from sdft.stages import accuracy_matrix
     from sdft.report import compare_table
 
     ws, _ = learned_two
     cwd = os.getcwd()
     os.chdir(ws)
     try:
-        result = pipeline_result(load_params("params.yaml"))
+        result = accuracy_matrix(load_params("params.yaml"), label="sdft (pipeline)")
     finally:
         os.chdir(cwd)
     assert result.skills == ["facts_a", "facts_b"] and result.probes == ["probe"] and len(result.rows) == 3
-    assert result.train_seconds > 0
+    assert result.train_seconds == sum(json.loads((ws / f"artifacts/checkpoints/{s}.train_metrics.json").read_text())
+                                       ["train_seconds"] for s in result.skills) > 0
     summary = result.summary()
     assert set(summary["new_skill"]) == {"facts_a", "facts_b"} and summary["bwt"] is not None
     table = compare_table([result, result])

@@ -41,8 +41,12 @@ def test_sft_run_lowers_cross_entropy(params, tiny_model_dir, tmp_path):
 
 
 def test_learn_sequence_fills_the_matrix_and_counts_trainer_time(params, tmp_path):
+    """An in-process run writes the evaluate stage's own files, and its matrix is the one the report stage
+    builds from them: `sdft compare`, the demo and the pipeline's report share one builder."""
     import json as _json
 
+    from sdft import stages
+    from sdft.params import with_overrides
     from sdft.sequence import learn_sequence
 
     for name, rows in {"facts": fact_records(6), "probe": fact_records(4)}.items():
@@ -52,3 +56,14 @@ def test_learn_sequence_fills_the_matrix_and_counts_trainer_time(params, tmp_pat
     metrics = _json.loads((tmp_path / "seq/checkpoints/facts.train_metrics.json").read_text())
     assert result.train_seconds == metrics["train_seconds"]
     assert result.summary()["method"] == "sft" and (tmp_path / "seq/sequence.json").exists()
+
+    run = with_overrides(params, {"artifacts_dir": str(tmp_path / "seq")}, where="test")
+    for path in run.layout.stage_outputs("evaluate", "facts"):
+        assert path.exists(), path  # the same outputs `dvc repro` writes for the evaluate stage
+    scores = _json.loads(run.layout.scores_file("facts").read_text())
+    assert scores["reference"]["model"] == "base"  # the parent scored on the skill it was about to learn
+    assert result.rows[0]["facts"] == scores["reference"]["scores"]["facts"]
+    assert result.rows[1] == {c: scores["scores"][c] for c in ["facts", "probe"]}
+    # The report stage (what `dvc repro` runs last) reads the very same matrix back
+    rebuilt = stages.accuracy_matrix(run, label="sft")
+    assert rebuilt.rows == result.rows and rebuilt.train_seconds == result.train_seconds
