@@ -9,7 +9,10 @@ each trainer runs `--warmup + --steps` optimizer steps and the table gives media
 - raw TRL `SDFTTrainer` with the same config (the paper's loss; no per-row views, weighting or SFT term).
 Phases are timed by wrapping the trainer's own methods; nothing else changes. Ratios: SDFT/SFT, ours/raw TRL.
 
-Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm]
+Variants (VARIANTS below, on the last engine): the pipeline's SDFT without its SFT term and token weighting (the
+like-for-like row against raw TRL), and with rollouts sized from the demonstrations (`sdft.rollout_length_factor`).
+
+Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sdft.data import read_records, validate_records  # noqa: E402
 from sdft.models import load_model, load_tokenizer, resolve_model  # noqa: E402
-from sdft.params import load_params, with_overrides  # noqa: E402
+from sdft.params import add_params_arguments, params_from_args, with_overrides  # noqa: E402
 from sdft.recipes import sdft as sdft_recipe  # noqa: E402
 from sdft.recipes import sft as sft_recipe  # noqa: E402
 
@@ -96,31 +99,44 @@ def run(label: str, trainer, warmup: int) -> dict:
     return {"run": label, **row}
 
 
+# SDFT variants beside params.yaml's, as overrides on top of it (each one named in the table):
+# like-for-like with raw TRL (no SFT term, the paper's plain mean), and rollouts sized from the demonstrations.
+VARIANTS = {
+    "no SFT term, plain mean (= raw TRL's loss)": {"sdft.sft_weight": 0.0, "sdft.disagreement_power": 0.0},
+    "rollouts sized from the data (factor 2)": {"sdft.rollout_length_factor": 2.0},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
+    add_params_arguments(ap)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--engines", default="hf,vllm")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="SDFT variants run on the last engine (names above; '' = none)")
     args = ap.parse_args()
     from trl.experimental.sdft import SDFTTrainer
     from datasets import Dataset
 
     total = args.warmup + args.steps
-    params = with_overrides(load_params(args.params), {"train.max_steps": total, "replay.prior_fraction": 0.0,
-                                                       "replay.anchor_fraction": 0.0, "train.save_steps": 0})
+    params = with_overrides(params_from_args(args), {"train.max_steps": total, "replay.prior_fraction": 0.0,
+                                                     "replay.anchor_fraction": 0.0, "train.save_steps": 0})
     skill = next(iter(params.skills.values()))
     path = resolve_model(params.model.name_or_path)
     records = validate_records(read_records(ROOT / skill.path), skill.path, skill.columns)
     records = [r for r in records if r.get("split") != "eval"]
     work = Path(tempfile.mkdtemp(prefix="step-costs-"))
+    engines = args.engines.split(",")
+    runs = [(f"SDFT ({e})", {"rollout.engine": e}) for e in engines]
+    runs += [(f"SDFT ({engines[-1]}), {v}", {"rollout.engine": engines[-1], **VARIANTS[v]})
+             for v in filter(None, args.variants.split(","))]
     rows = []
-    for engine in args.engines.split(","):
-        p = with_overrides(params, {"rollout.engine": engine})
+    for i, (label, overrides) in enumerate(runs):
+        p = with_overrides(params, overrides, where=label)
         tok = load_tokenizer(path)
         trainer = sdft_recipe.build_trainer(p, skill, records, load_model(path, p.model, for_training=True), tok,
-                                            work / f"sdft-{engine}")
-        rows.append(run(f"SDFT ({engine})", trainer, args.warmup))
+                                            work / f"sdft-{i}")
+        rows.append({**run(label, trainer, args.warmup), "cap": trainer.max_completion_length})
     tok = load_tokenizer(path)
     sft = sft_recipe.build_trainer(params, skill, records, load_model(path, params.model, for_training=True), tok,
                                    work / "sft")
@@ -132,7 +148,7 @@ def main() -> None:
     trl_rows = [{"prompt": r["prompt"], "privileged_context": r["demonstration"]} for r in records]
     raw = SDFTTrainer(model=load_model(path, params.model, for_training=True), args=config,
                       train_dataset=Dataset.from_list(trl_rows), processing_class=tok)
-    rows.append(run("raw TRL SDFTTrainer (hf)", raw, args.warmup))
+    rows.append({**run("raw TRL SDFTTrainer (hf)", raw, args.warmup), "cap": config.max_completion_length})
 
     phases = ["rollout", "weight sync", "teacher forward", "student forward", "divergence", "EMA update",
               "rest (backward, optimizer, batch)", "step"]
@@ -140,11 +156,12 @@ def main() -> None:
     trl_step = next(r["step"] for r in rows if r["run"].startswith("raw TRL"))
     print(f"\nOne optimizer step, median of {args.steps} after {args.warmup} warm-up, seconds "
           f"({params.train.per_device_train_batch_size} prompts, rollouts up to {params.train.max_completion_length} tokens):\n")
-    print("| run | " + " | ".join(phases) + " | x SFT | x raw TRL |")
-    print("|---" * (len(phases) + 3) + "|")
+    print("| run | rollout cap | " + " | ".join(phases) + " | x SFT | x raw TRL |")
+    print("|---" * (len(phases) + 4) + "|")
     for r in rows:
         cells = [f"{r[k]:.2f}" if k in r else "-" for k in phases]
-        print(f"| {r['run']} | " + " | ".join(cells) + f" | {r['step'] / sft_step:.2f} | {r['step'] / trl_step:.2f} |")
+        print(f"| {r['run']} | {r.get('cap', '-')} | " + " | ".join(cells)
+              + f" | {r['step'] / sft_step:.2f} | {r['step'] / trl_step:.2f} |")
 
 
 if __name__ == "__main__":

@@ -149,6 +149,10 @@ class SdftParams:
     # lambda >= 0: adds lambda * NLL of the demonstration given the prompt (SFT's loss) to the distillation loss,
     # on every row that has a demonstration (anchors have none). 0 = the paper's pure self-distillation.
     sft_weight: float = within(0, default=0.0)
+    # f > 0: a run's rollouts stop at f x its longest demonstration (tokens; replayed skills' included), never above
+    # train.max_completion_length. A one-sentence answer needs no 64-token rollout, and every token past the answer
+    # costs generation, teacher and student work (issue #14). 0 = train.max_completion_length for every skill.
+    rollout_length_factor: float = within(0, default=0.0)
     temperature: float = within(0, lo_open=True, default=1.0)
     teacher_template: str = PAPER_TEACHER_TEMPLATE
     # Per skill kind overrides of `teacher_template` (a skill's `kind` selects one).

@@ -202,3 +202,26 @@ def test_lora_sdft_writes_a_merged_checkpoint_that_loads_as_a_plain_model(params
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert set(merged.state_dict()) == set(base.state_dict())
     assert any(not torch.equal(merged.state_dict()[k], base.state_dict()[k]) for k in base.state_dict())
+
+
+def test_rollouts_stop_at_the_length_the_demonstrations_call_for(params, tiny_model_dir, tmp_path):
+    """`sdft.rollout_length_factor`: the run's rollouts (sampled for real here) are as long as factor x the longest
+    demonstration allows, never longer than train.max_completion_length; 0 keeps the fixed cap."""
+    import math
+
+    records = fact_records(4)
+    params.train.max_completion_length = 40
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    longest = max(len(tok(r["demonstration"], add_special_tokens=False)["input_ids"]) for r in records)
+    params.sdft.rollout_length_factor = 0.5
+    trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path)
+    want = math.ceil(0.5 * longest) + 1
+    assert want < 40 and trainer.max_completion_length == want
+    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(4)])
+    assert 0 < batch["completion_ids"].shape[1] <= want  # the teacher and student work is sized to it too
+    assert max(batch["raw_completion_lengths"].tolist()) <= want
+
+    params.sdft.rollout_length_factor = 100.0  # the configured cap still bounds it
+    assert make_trainer(params, tiny_model_dir, records, tmp_path)[0].max_completion_length == 40
+    params.sdft.rollout_length_factor = 0.0
+    assert make_trainer(params, tiny_model_dir, records, tmp_path)[0].max_completion_length == 40

@@ -12,6 +12,7 @@ plus an optional SFT term (`sdft.sft_weight`); the EMA teacher then moves toward
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from datasets import Dataset
@@ -65,11 +66,22 @@ def check_teacher_views(rows: list[dict], tokenizer, max_prompt_length: int, ski
                 fix=f"raise `train.max_prompt_length` to at least {n}, or shorten that demonstration.")
 
 
+def rollout_cap(params: Params, records: list[dict], tokenizer) -> int:
+    """The run's rollout length: `sdft.rollout_length_factor` x its longest demonstration, within the configured cap."""
+    cap, factor = params.train.max_completion_length, params.sdft.rollout_length_factor
+    demos = [r["demonstration"] for r in records if r.get("demonstration")]
+    if factor <= 0 or not demos:
+        return cap
+    longest = max(len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in demos)
+    return min(cap, math.ceil(factor * longest) + 1)  # +1: room for the end-of-turn token after the answer
+
+
 def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path,
                   mixed: bool = False):
     """`records`: the rows in training order when `mixed` (a replay mixture, sdft/replay.py), else shuffled by TRL."""
     tokenizer.padding_side = "left"
     args = build_config(params, skill, out_dir)
+    args.max_completion_length = rollout_cap(params, records, tokenizer)
     if mixed:  # the mixture fixes each batch's shares and already spans every epoch
         args.shuffle_dataset, args.num_train_epochs = False, 1
     # A record without `kind` is the new skill's; replayed records carry their own skill's kind.
@@ -103,7 +115,7 @@ def finish(trainer) -> dict:
     from .vllm_rollouts import VLLMRolloutSDFTTrainer
 
     if not isinstance(trainer, VLLMRolloutSDFTTrainer):
-        return {"rollout_engine": "hf"}
+        return {"rollout_engine": "hf", "max_completion_length": trainer.max_completion_length}
     stats = trainer.rollout_stats()
     trainer.engine.close()
-    return stats
+    return {**stats, "max_completion_length": trainer.max_completion_length}
