@@ -103,7 +103,7 @@ def run(label: str, trainer, warmup: int) -> dict:
 # like-for-like with raw TRL (no SFT term, the paper's plain mean), and rollouts sized from the demonstrations.
 VARIANTS = {
     "no SFT term, plain mean (= raw TRL's loss)": {"sdft.sft_weight": 0.0, "sdft.disagreement_power": 0.0},
-    "rollouts sized from the data (factor 2)": {"sdft.rollout_length_factor": 2.0},
+    "rollouts sized from the data (factor 1.5)": {"sdft.rollout_length_factor": 1.5},
 }
 
 
