@@ -117,6 +117,11 @@ class TrainParams:
     # Mid-run checkpoints (weights, optimizer, scheduler, RNG, EMA teacher) every N optimizer steps, beside the
     # checkpoint in `<checkpoint>.resume/`: a killed train stage continues from the last one. 0 = off.
     save_steps: int = within(0, default=25)
+    # Knowledge prompts reworded on each pass over the new skill: pass k asks every question in framing k mod n
+    # ("{prompt}" = the record as written), so a fact is met under several wordings at no extra step (issue #12:
+    # held-out questions are paraphrases). Applies to the kinds in `reframe_kinds`; ["{prompt}"] = off.
+    prompt_framings: list[str] = field(default_factory=lambda: ["{prompt}"])
+    reframe_kinds: list[str] = field(default_factory=lambda: ["knowledge"])
     lora: LoraParams = field(default_factory=LoraParams)
     # Data-parallel training: `sdft train` starts itself under `accelerate launch` with this many processes (one
     # per GPU; on a host without GPUs, CPU processes over gloo). Each takes per_device_train_batch_size rows of
@@ -381,6 +386,10 @@ def check_curriculum(params: Params, where: str) -> None:
             if spec.kind not in kinds:
                 raise SdftError(f"`{group}.{name}.kind` is {spec.kind!r}.", where=where,
                                 fix=f"use one of {sorted(kinds)} (or add a template for it under `sdft.teacher_templates`).")
+    bad = [f for f in params.train.prompt_framings if f.count("{prompt}") != 1]
+    if bad or not params.train.prompt_framings:
+        raise SdftError(f"`train.prompt_framings` needs each framing to hold `{{prompt}}` exactly once; got {bad or '[]'}.",
+                        where=where, fix='e.g. ["{prompt}", "Question: {prompt}"] (["{prompt}"] = no rewording).')
     if params.replay.prior_fraction + params.replay.anchor_fraction > 0.75:
         raise SdftError("`replay.prior_fraction` + `replay.anchor_fraction` is over 0.75: the new skill would get "
                         "under a quarter of each batch.", where=where, fix="lower one of them.")

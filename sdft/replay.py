@@ -14,6 +14,7 @@ answers to the anchors.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from pathlib import Path
@@ -29,12 +30,19 @@ def is_active(params: Params) -> bool:
     return params.replay.prior_fraction > 0 or params.replay.anchor_fraction > 0
 
 
-def _cycle(rows: list[dict], rng: random.Random) -> Iterator[dict]:
-    """Endless passes over `rows`, each pass in a new seeded order."""
-    while True:
+def reframes(params: Params, kind: str) -> list[str]:
+    """The framings the new skill's prompts go through, pass by pass (`train.prompt_framings`)."""
+    return params.train.prompt_framings if kind in params.train.reframe_kinds else ["{prompt}"]
+
+
+def _cycle(rows: list[dict], rng: random.Random, framings: tuple[str, ...] = ("{prompt}",)) -> Iterator[dict]:
+    """Endless passes over `rows`, each pass in a new seeded order; pass k words every prompt in framing k mod n."""
+    for k in itertools.count():
         order = rows[:]
         rng.shuffle(order)
-        yield from order
+        framing = framings[k % len(framings)]
+        yield from (order if framing == "{prompt}" else
+                    ({**r, "prompt": framing.replace("{prompt}", r["prompt"])} for r in order))
 
 
 def load_anchors(params: Params) -> list[dict]:
@@ -85,7 +93,8 @@ def mixture(params: Params, skill: str, new: list[dict], prior: dict[str, list[d
         steps = tp.max_steps
     rng = random.Random(tp.seed)
     kinds = {name: params.skill(name).kind for name in [skill, *prior]}
-    new_rows = _cycle([{**r, "source": "new", "skill": skill, "kind": kinds[skill]} for r in new], rng)
+    new_rows = _cycle([{**r, "source": "new", "skill": skill, "kind": kinds[skill]} for r in new], rng,
+                      tuple(reframes(params, kinds[skill])))
     prior_rows = {name: _cycle([{**r, "source": "prior", "skill": name, "kind": kinds[name]} for r in rows], rng)
                   for name, rows in prior.items() if rows}
     anchor_rows = _cycle([{**r, "source": "anchor", "skill": "anchor", "kind": "general"} for r in anchors], rng)
@@ -102,8 +111,9 @@ def mixture(params: Params, skill: str, new: list[dict], prior: dict[str, list[d
 
 
 def training_rows(params: Params, skill: str, new: list[dict]) -> tuple[list[dict], bool]:
-    """(rows, mixed): the new skill's records alone (the recipes shuffle them), or the fixed replay mixture."""
-    if not is_active(params):
+    """(rows, mixed): the new skill's records alone (the recipes shuffle them), or the fixed mixture (replay, or
+    prompts reworded pass by pass)."""
+    if not is_active(params) and len(reframes(params, params.skill(skill).kind)) == 1:
         kind = params.skill(skill).kind
         return [{**r, "source": "new", "skill": skill, "kind": kind} for r in new], False
     prior = prior_pools(params, skill) if params.replay.prior_fraction > 0 else {}

@@ -89,6 +89,35 @@ def test_no_replay_leaves_the_new_skill_alone_and_unordered(two_skills):
     assert not mixed and [r["id"] for r in rows] == [r["id"] for r in data["b_train"]]
 
 
+def test_knowledge_prompts_are_reworded_pass_by_pass_and_other_kinds_are_not(two_skills, tiny_model_dir, tmp_path):
+    """`train.prompt_framings`: pass k over a knowledge skill asks each question in framing k mod n (no extra rows);
+    the student sees the reworded question, the teacher the same question with the demonstration."""
+    params, data = two_skills
+    params.train.prompt_framings = ["{prompt}", "Question: {prompt}"]
+    params.train.per_device_train_batch_size = 4  # 6 records x 2 epochs = 3 whole batches
+    rows, mixed = training_rows(params, "facts_a", data["a_train"])  # facts_a is a knowledge skill; no replay
+    assert mixed and len(rows) == 2 * len(data["a_train"])  # 2 epochs, no more rows than without rewording
+    as_written = {r["prompt"]: r["demonstration"] for r in data["a_train"]}
+    first, second = rows[:6], rows[6:]
+    assert {r["prompt"] for r in first} == set(as_written)
+    assert {r["prompt"] for r in second} == {f"Question: {p}" for p in as_written}
+    assert all(r["demonstration"] == as_written[r["prompt"].removeprefix("Question: ")] for r in second)
+
+    trainer, tok = _trainer(params, tiny_model_dir, rows, tmp_path, skill="facts_a")
+    row = next(r for r in trainer.train_dataset if "Question: " in str(r["prompt"]))
+    assert "Question: " in str(row["privileged_context"]) and row["demonstration"] in str(row["privileged_context"])
+
+    rows_b, mixed_b = training_rows(params, "facts_b", data["b_train"])  # a format skill: prompts as written
+    assert not mixed_b and [r["prompt"] for r in rows_b] == [r["prompt"] for r in data["b_train"]]
+
+
+def test_a_framing_without_the_prompt_is_refused(params):
+    from sdft.params import with_overrides
+
+    with pytest.raises(SdftError, match="prompt_framings"):
+        with_overrides(params, {"train.prompt_framings": ["{prompt}", "Answer briefly."]})
+
+
 def test_an_anchor_that_is_a_probe_or_skill_question_is_refused(two_skills, tmp_path):
     params, data = two_skills
     with open(params.replay.anchor_prompts, "a") as fh:
