@@ -101,9 +101,9 @@ def run(label: str, trainer, warmup: int) -> dict:
 
 # SDFT variants beside params.yaml's, as overrides on top of it (each one named in the table):
 # like-for-like with raw TRL (no SFT term, the paper's plain mean), and rollouts sized from the demonstrations.
-VARIANTS = {
-    "no SFT term, plain mean (= raw TRL's loss)": {"sdft.sft_weight": 0.0, "sdft.disagreement_power": 0.0},
-    "rollouts sized from the data (factor 1.5)": {"sdft.rollout_length_factor": 1.5},
+VARIANTS = {  # --variants name: (what the table calls it, the overrides)
+    "like-trl": ("no SFT term, plain mean = raw TRL's loss", {"sdft.sft_weight": 0.0, "sdft.disagreement_power": 0.0}),
+    "rollout-1.5": ("rollouts sized from the data, factor 1.5", {"sdft.rollout_length_factor": 1.5}),
 }
 
 
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--engines", default="hf,vllm")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="SDFT variants run on the last engine (names above; '' = none)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"SDFT variants run on the last engine, from {list(VARIANTS)} ('' = none)")
     args = ap.parse_args()
     from trl.experimental.sdft import SDFTTrainer
     from datasets import Dataset
@@ -128,8 +128,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="step-costs-"))
     engines = args.engines.split(",")
     runs = [(f"SDFT ({e})", {"rollout.engine": e}) for e in engines]
-    runs += [(f"SDFT ({engines[-1]}), {v}", {"rollout.engine": engines[-1], **VARIANTS[v]})
-             for v in filter(None, args.variants.split(","))]
+    for name in filter(None, args.variants.split(",")):
+        if name not in VARIANTS:
+            ap.error(f"--variants: {name!r} is not one of {list(VARIANTS)}")
+        title, overrides = VARIANTS[name]
+        runs.append((f"SDFT ({engines[-1]}), {title}", {"rollout.engine": engines[-1], **overrides}))
     rows = []
     for i, (label, overrides) in enumerate(runs):
         p = with_overrides(params, overrides, where=label)
