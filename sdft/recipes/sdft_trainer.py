@@ -103,8 +103,8 @@ class PipelineSDFTTrainer(SDFTTrainer):
         return batch
 
     def _sft_tensors(self, inputs, prompt_ids, prompt_mask, device) -> dict[str, torch.Tensor]:
-        """Student prompt (the batch's own tokens, padding dropped) + demonstration + EOS per row; the label mask
-        covers the demonstration and EOS."""
+        """Student prompt (the batch's own tokens, padding dropped) + demonstration + EOS per row, left-padded so
+        every demonstration ends at the right edge; the label mask covers the demonstration and EOS."""
         ids, labels = [], []
         for p_ids, ex in zip((row[m.bool()].tolist() for row, m in zip(prompt_ids, prompt_mask)), inputs, strict=True):
             demo = ex.get("demonstration") or ""
@@ -112,9 +112,9 @@ class PipelineSDFTTrainer(SDFTTrainer):
             ids.append(torch.tensor(list(p_ids) + d_ids))
             labels.append(torch.tensor([0] * len(p_ids) + [1] * len(d_ids)))
         return {
-            "sft_input_ids": pad(ids, padding_value=self._tokenizer.pad_token_id, padding_side="right").to(device),
-            "sft_attention_mask": pad([torch.ones_like(t) for t in ids], padding_value=0, padding_side="right").to(device),
-            "sft_label_mask": pad(labels, padding_value=0, padding_side="right").to(device),
+            "sft_input_ids": pad(ids, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device),
+            "sft_attention_mask": pad([torch.ones_like(t) for t in ids], padding_value=0, padding_side="left").to(device),
+            "sft_label_mask": pad(labels, padding_value=0, padding_side="left").to(device),
         }
 
     # ------------------------------------------------------------ loss
@@ -178,8 +178,19 @@ class PipelineSDFTTrainer(SDFTTrainer):
 
 
 def sft_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood of the labelled tokens (each predicted from the tokens before it)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1].float()
-    targets, mask = input_ids[:, 1:], label_mask[:, 1:].to(logits.dtype)
+    """Mean negative log-likelihood of the labelled tokens (each predicted from the tokens before it).
+
+    The labels sit at the right edge (left padding), so only the last K+1 positions need the vocabulary
+    projection (`logits_to_keep`): the prompt's positions never reach the 49k-wide head or the cross-entropy.
+    Positions are counted from each row's first real token, so padding changes no number."""
+    keep = int(label_mask.sum(-1).max())  # K: the longest labelled span
+    if keep == 0:
+        return input_ids.new_zeros((), dtype=torch.float32)
+    label_mask = label_mask.clone()
+    label_mask[:, : label_mask.size(1) - keep] = 0  # a label left of the last K positions (none by construction)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
+                   logits_to_keep=keep + 1).logits[:, -keep - 1:-1].float()
+    targets, mask = input_ids[:, -keep:], label_mask[:, -keep:].to(logits.dtype)
     nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none").view_as(mask)
     return (nll * mask).sum() / mask.sum().clamp(min=1.0)
