@@ -148,6 +148,7 @@ def main() -> None:
     tok = load_tokenizer(path)
     tok.padding_side = "left"
     config = sdft_recipe.build_config(with_overrides(params, {"rollout.engine": "hf"}), skill, work / "trl")
+    config.max_completion_length = sdft_recipe.rollout_cap(params, records, tok)  # the same rollout length as ours
     trl_rows = [{"prompt": r["prompt"], "privileged_context": r["demonstration"]} for r in records]
     raw = SDFTTrainer(model=load_model(path, params.model, for_training=True), args=config,
                       train_dataset=Dataset.from_list(trl_rows), processing_class=tok)
@@ -158,7 +159,7 @@ def main() -> None:
     sft_step = next(r["step"] for r in rows if r["run"] == "SFT")
     trl_step = next(r["step"] for r in rows if r["run"].startswith("raw TRL"))
     print(f"\nOne optimizer step, median of {args.steps} after {args.warmup} warm-up, seconds "
-          f"({params.train.per_device_train_batch_size} prompts, rollouts up to {params.train.max_completion_length} tokens):\n")
+          f"({params.train.per_device_train_batch_size} prompts, rollout caps in the table):\n")
     print("| run | rollout cap | " + " | ".join(phases) + " | x SFT | x raw TRL |")
     print("|---" * (len(phases) + 4) + "|")
     for r in rows:
