@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sdft.data import read_records, validate_records  # noqa: E402
 from sdft.models import load_model, load_tokenizer, resolve_model  # noqa: E402
+from sdft.prompts import as_model_prompt  # noqa: E402
 from sdft.params import add_params_arguments, params_from_args, with_overrides  # noqa: E402
 from sdft.recipes import sdft as sdft_recipe  # noqa: E402
 from sdft.recipes import sft as sft_recipe  # noqa: E402
@@ -149,7 +150,8 @@ def main() -> None:
     tok.padding_side = "left"
     config = sdft_recipe.build_config(with_overrides(params, {"rollout.engine": "hf"}), skill, work / "trl")
     config.max_completion_length = sdft_recipe.rollout_cap(params, records, tok)  # the same rollout length as ours
-    trl_rows = [{"prompt": r["prompt"], "privileged_context": r["demonstration"]} for r in records]
+    # The same chat-rendered student prompt as ours (a plain string would skip the chat template and its system turn).
+    trl_rows = [{"prompt": as_model_prompt(r["prompt"], tok), "privileged_context": r["demonstration"]} for r in records]
     raw = SDFTTrainer(model=load_model(path, params.model, for_training=True), args=config,
                       train_dataset=Dataset.from_list(trl_rows), processing_class=tok)
     rows.append({**run("raw TRL SDFTTrainer (hf)", raw, args.warmup), "cap": config.max_completion_length})
