@@ -113,8 +113,8 @@ def mixture(params: Params, skill: str, new: list[dict], prior: dict[str, list[d
 def training_rows(params: Params, skill: str, new: list[dict]) -> tuple[list[dict], bool]:
     """(rows, mixed): the new skill's records alone (the recipes shuffle them), or the fixed mixture (replay, or
     prompts reworded pass by pass)."""
-    if not is_active(params) and len(reframes(params, params.skill(skill).kind)) == 1:
-        kind = params.skill(skill).kind
+    kind = params.skill(skill).kind
+    if not is_active(params) and len(reframes(params, kind)) == 1:
         return [{**r, "source": "new", "skill": skill, "kind": kind} for r in new], False
     prior = prior_pools(params, skill) if params.replay.prior_fraction > 0 else {}
     anchors = load_anchors(params) if params.replay.anchor_fraction > 0 else []

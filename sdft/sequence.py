@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import stages
 from .ingest import ingest_skill
+from .layout import read_json
 from .metrics import AccuracyMatrix
 from .params import Params, with_overrides
 from .train import train_skill
@@ -43,5 +44,5 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
 
 
 def _progress(label: str, tag: str, scores_file: Path) -> None:
-    scores = json.loads(scores_file.read_text())["scores"]
+    scores = read_json(scores_file, tag)["scores"]
     print(f"[{label}] {tag}: " + ", ".join(f"{k}={v:.0%}" for k, v in scores.items()), flush=True)

@@ -69,7 +69,7 @@ def check_teacher_views(rows: list[dict], tokenizer, max_prompt_length: int, ski
 def rollout_cap(params: Params, records: list[dict], tokenizer) -> int:
     """The run's rollout length: `sdft.rollout_length_factor` x its longest demonstration, within the configured cap."""
     cap, factor = params.train.max_completion_length, params.sdft.rollout_length_factor
-    demos = [r["demonstration"] for r in records if r.get("demonstration")]
+    demos = {r["demonstration"] for r in records if r.get("demonstration")}  # a mixture repeats them: count each once
     if factor <= 0 or not demos:
         return cap
     longest = max(len(tokenizer(d, add_special_tokens=False)["input_ids"]) for d in demos)

@@ -186,8 +186,6 @@ def sft_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_
     keep = int(label_mask.sum(-1).max())  # K: the longest labelled span
     if keep == 0:
         return input_ids.new_zeros((), dtype=torch.float32)
-    label_mask = label_mask.clone()
-    label_mask[:, : label_mask.size(1) - keep] = 0  # a label left of the last K positions (none by construction)
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
                    logits_to_keep=keep + 1).logits[:, -keep - 1:-1].float()
