@@ -188,6 +188,11 @@ class ReplayParams:
     # others). Skipping guards against artifacts of the teacher's longer prompt; an anchor's teacher sees the
     # student's exact prompt, and its first tokens are where an answer turns into an explanation.
     anchor_skip_tokens: int = within(0, default=3)
+    # SDFT: what the anchors' tokens are. `sampled`: rollouts like every other row (temperature
+    # `sdft.temperature`). `parent_greedy`: the parent's own greedy answer, written once before training,
+    # so the student matches the parent's full distribution along the path greedy decoding (the gate's
+    # evaluation, most serving) takes; sampled paths leave that path after a few tokens (docs/QUALITY.md §14).
+    anchor_rollouts: Literal["sampled", "parent_greedy"] = "sampled"
 
 
 @dataclass

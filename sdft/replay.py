@@ -8,8 +8,8 @@ here (seeded), and the recipes keep it (no second shuffle), so the share holds i
 
 Each row is a record plus `source` ("new", "prior", "anchor"), `skill` and `kind`: the SDFT recipe
 gives a replayed row its own skill's teacher template, and an anchor row the frozen parent as teacher
-with no demonstration; the SFT recipe trains on replayed demonstrations and on the parent's own
-answers to the anchors.
+with no demonstration (on its own sampled rollout, or on the parent's greedy answer: `replay.anchor_rollouts`);
+the SFT recipe trains on replayed demonstrations and on the parent's own answers to the anchors.
 """
 
 from __future__ import annotations
@@ -121,13 +121,15 @@ def training_rows(params: Params, skill: str, new: list[dict]) -> tuple[list[dic
     return mixture(params, skill, new, prior, anchors), True
 
 
-def with_parent_answers(rows: list[dict], model, tokenizer, params: Params) -> list[dict]:
-    """SFT's anchor targets: the parent model's own greedy answers (generated once per distinct prompt,
-    before any update), so SFT with replay is anchored to the same behaviour as SDFT's frozen-parent teacher."""
+def with_parent_answers(rows: list[dict], model, tokenizer, params: Params, field: str = "demonstration") -> list[dict]:
+    """The parent model's own greedy answers to the anchor prompts (generated once per distinct prompt, before any
+    update), written into each anchor row's `field`. SFT: `demonstration`, its targets, so SFT with replay is
+    anchored to the same behaviour as SDFT's frozen-parent teacher. SDFT with `replay.anchor_rollouts:
+    parent_greedy`: `rollout`, the tokens the student is distilled on instead of a sampled rollout."""
     from .generation import HFGenerator
 
     prompts = {r["id"]: r["prompt"] for r in rows if r["source"] == "anchor"}
     answers = dict(zip(prompts, HFGenerator(model, tokenizer, params.eval.batch_size).generate(
         list(prompts.values()), params.train.max_completion_length)))
     tokenizer.padding_side = "right"
-    return [{**r, "demonstration": answers[r["id"]] or "."} if r["source"] == "anchor" else r for r in rows]
+    return [{**r, field: answers[r["id"]] or "."} if r["source"] == "anchor" else r for r in rows]

