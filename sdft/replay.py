@@ -121,15 +121,12 @@ def training_rows(params: Params, skill: str, new: list[dict]) -> tuple[list[dic
     return mixture(params, skill, new, prior, anchors), True
 
 
-def with_parent_answers(rows: list[dict], model, tokenizer, params: Params, field: str = "demonstration") -> list[dict]:
-    """The parent model's own greedy answers to the anchor prompts (generated once per distinct prompt, before any
-    update), written into each anchor row's `field`. SFT: `demonstration`, its targets, so SFT with replay is
-    anchored to the same behaviour as SDFT's frozen-parent teacher. SDFT with `replay.anchor_rollouts:
-    parent_greedy`: `rollout`, the tokens the student is distilled on instead of a sampled rollout."""
-    from .generation import HFGenerator
-
+def with_parent_answers(rows: list[dict], generator, max_new_tokens: int, field: str = "demonstration") -> list[dict]:
+    """The parent model's own greedy answers to the anchor prompts (one per distinct prompt, generated before any
+    update by `generator`, a `sdft.generation.Generator` on the parent), written into each anchor row's `field`.
+    SFT: `demonstration`, its targets, so SFT with replay is anchored to the same behaviour as SDFT's frozen-parent
+    teacher. SDFT with `replay.anchor_rollouts: parent_greedy`: `rollout`, the tokens the student is distilled on
+    instead of a sampled rollout."""
     prompts = {r["id"]: r["prompt"] for r in rows if r["source"] == "anchor"}
-    answers = dict(zip(prompts, HFGenerator(model, tokenizer, params.eval.batch_size).generate(
-        list(prompts.values()), params.train.max_completion_length)))
-    tokenizer.padding_side = "right"
+    answers = dict(zip(prompts, generator.generate(list(prompts.values()), max_new_tokens)))
     return [{**r, field: answers[r["id"]] or "."} if r["source"] == "anchor" else r for r in rows]

@@ -20,6 +20,7 @@ from transformers import set_seed
 
 from .data import load_meta, load_split
 from .errors import SdftError
+from .generation import HFGenerator
 from .layout import train_metrics_file
 from .outputs import open_resume_dir, processes, publish_dir, staging_dir, write_file_atomic
 from .models import load_model, load_tokenizer, non_finite, resolve_model
@@ -147,11 +148,9 @@ def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_m
     model = load_model(model_path, params.model, for_training=True)
     check_finite_base(model, model_path)
     rows, mixed = training_rows(params, skill_name, records)
-    if any(r["source"] == "anchor" for r in rows):
-        if method == "sft":
-            rows = with_parent_answers(rows, model, tokenizer, params)
-        elif params.replay.anchor_rollouts == "parent_greedy":
-            rows = with_parent_answers(rows, model, tokenizer, params, field="rollout")
+    if method == "sft" and any(r["source"] == "anchor" for r in rows):  # (SDFT's anchors: its recipe)
+        rows = with_parent_answers(rows, HFGenerator(model, tokenizer, params.eval.batch_size),
+                                   params.train.max_completion_length)
     trainer = RECIPES[method].build_trainer(params, params.skill(skill_name), rows, model, tokenizer, work_dir, mixed=mixed)
     return trainer, rows
 

@@ -77,6 +77,26 @@ def test_after_an_sdft_step_the_sync_makes_vllm_match_the_trained_model(vparams,
     assert engine.generate(prompts, 12) == HFGenerator(trained, tok, progress=False).generate(prompts, 12)
 
 
+def test_parent_greedy_anchor_answers_come_from_the_rollout_engine_before_any_update(vparams, vllm_model_dir, tmp_path):
+    """replay.anchor_rollouts: parent_greedy on the vLLM recipe: the engine (still holding the parent) writes the
+    anchors' answers, the same greedy answers transformers gives; the new skill's rows keep sampled rollouts."""
+    from sdft.recipes import sdft as sdft_recipe
+
+    vparams.replay.anchor_rollouts = "parent_greedy"
+    tok = AutoTokenizer.from_pretrained(vllm_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(vllm_model_dir)
+    anchors = [{"id": f"an{i}", "prompt": p, "demonstration": "", "source": "anchor", "skill": "anchor", "kind": "general"}
+               for i, p in enumerate(["Name a colour.", "Say hello.", "What is one plus one?"])]
+    records = [{**r, "source": "new", "skill": "facts"} for r in fact_records(3)] + anchors
+    trainer = sdft_recipe.build_trainer(vparams, vparams.skill("facts"), records, model, tok, tmp_path / "t", mixed=True)
+    assert type(trainer).__name__ == "VLLMRolloutSDFTTrainer"
+    rows = [dict(trainer.train_dataset[i]) for i in range(len(records))]
+    parent = AutoModelForCausalLM.from_pretrained(vllm_model_dir)
+    want = HFGenerator(parent, tok, progress=False).generate([a["prompt"] for a in anchors], trainer.max_completion_length)
+    assert [r["rollout"] for r in rows[3:]] == [w or "." for w in want]
+    assert all(r["rollout"] == "" for r in rows[:3])
+
+
 def test_vllm_rollouts_stop_at_eos_and_keep_it_like_the_hf_rollouts(vparams, vllm_model_dir):
     from sdft.vllm_engine import VLLMEngine
 

@@ -17,10 +17,11 @@ import os
 from pathlib import Path
 from datasets import Dataset
 
-from ..generation import resolve_engine
+from ..generation import HFGenerator, resolve_engine
 from ..params import Params, SkillSpec
 from ..errors import SdftError
 from ..prompts import render_prompt, sdft_rows, to_trl_template
+from ..replay import with_parent_answers
 from .common import lora_config, training_kwargs
 
 # TRL marks SDFTTrainer experimental and warns on every import; we pin TRL, so the warning is noise.
@@ -85,8 +86,20 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     if mixed:  # the mixture fixes each batch's shares and already spans every epoch
         args.shuffle_dataset, args.num_train_epochs = False, 1
     # A record without `kind` is the new skill's; replayed records carry their own skill's kind.
-    rows = sdft_rows([{"kind": skill.kind, **r} for r in records], tokenizer, params.sdft.template_for)
+    records = [{"kind": skill.kind, **r} for r in records]
+    rows = sdft_rows(records, tokenizer, params.sdft.template_for)
     check_teacher_views(rows, tokenizer, args.max_prompt_length, skill.name)
+    # The engine starts from the checkpoint the model was loaded from (the parent); the trainer syncs it every step.
+    engine = None
+    if resolve_engine(params) == "vllm":
+        from ..vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
+    if params.replay.anchor_rollouts == "parent_greedy" and any(r.get("source") == "anchor" for r in records):
+        # Before any update: the parent's greedy answers, on the rollout engine (it holds the parent's weights now).
+        parent = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)
+        records = with_parent_answers(records, parent, args.max_completion_length, field="rollout")
+        rows = sdft_rows(records, tokenizer, params.sdft.template_for)
     kwargs = dict(
         model=model,
         args=args,
@@ -97,12 +110,9 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         sft_weight=params.sdft.sft_weight,
         anchor_skip_tokens=params.replay.anchor_skip_tokens,
     )
-    if resolve_engine(params) == "vllm":
-        from ..vllm_engine import VLLMEngine
+    if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer
 
-        # The engine starts from the checkpoint the model was loaded from; the trainer syncs it every step.
-        engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
         return VLLMRolloutSDFTTrainer(**kwargs, engine=engine)
     from .sdft_trainer import PipelineSDFTTrainer
 
