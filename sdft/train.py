@@ -20,12 +20,11 @@ from transformers import set_seed
 
 from .data import load_meta, load_split
 from .errors import SdftError
-from .generation import HFGenerator
 from .layout import train_metrics_file
 from .outputs import open_resume_dir, processes, publish_dir, staging_dir, write_file_atomic
 from .models import load_model, load_tokenizer, non_finite, resolve_model
 from .params import Params, to_dict
-from .replay import training_rows, with_parent_answers
+from .replay import training_rows
 from .recipes import sdft as sdft_recipe
 from .recipes import sft as sft_recipe
 from .recipes.common import merged
@@ -148,9 +147,6 @@ def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_m
     model = load_model(model_path, params.model, for_training=True)
     check_finite_base(model, model_path)
     rows, mixed = training_rows(params, skill_name, records)
-    if method == "sft" and any(r["source"] == "anchor" for r in rows):  # (SDFT's anchors: its recipe)
-        rows = with_parent_answers(rows, HFGenerator(model, tokenizer, params.eval.batch_size),
-                                   params.train.max_completion_length)
     trainer = RECIPES[method].build_trainer(params, params.skill(skill_name), rows, model, tokenizer, work_dir, mixed=mixed)
     return trainer, rows
 

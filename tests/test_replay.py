@@ -221,6 +221,26 @@ def test_parent_greedy_anchors_are_distilled_on_the_parents_own_greedy_answer(tw
         assert got == (ids + [tok.eos_token_id] if len(ids) < cap else ids[:cap])
 
 
+def test_sft_anchor_targets_are_the_parents_own_greedy_answers(two_skills, tiny_model_dir, tmp_path):
+    params, data = two_skills
+    params.train.method = "sft"
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    trainer, rows = prepare_trainer(params, "facts_b", data["b_train"], str(tiny_model_dir), tmp_path / "trainer")
+    tok = trainer.processing_class
+    parent = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    anchors = [(i, r) for i, r in enumerate(rows) if r["source"] == "anchor"]
+    assert len(anchors) >= 2
+    for i, r in anchors[:2]:
+        enc = tok(render_prompt(r["prompt"], tok), return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            out = parent.generate(**enc, max_new_tokens=params.train.max_completion_length, do_sample=False,
+                                  pad_token_id=tok.pad_token_id)
+        want = tok.decode(out[0, enc["input_ids"].size(1):], skip_special_tokens=True).strip()
+        ex = trainer.train_dataset[i]  # the row as trained on (the fixed order keeps it at i): its loss tokens
+        target = [t for t in ex["labels"] if t != -100]
+        assert want and tok.decode(target, skip_special_tokens=True).strip() == want
+
+
 def test_anchor_rows_have_their_own_skip_and_the_others_keep_the_papers(two_skills, tiny_model_dir, tmp_path):
     params, data = two_skills
     params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25

@@ -65,6 +65,7 @@ class PipelineSDFTTrainer(SDFTTrainer):
         self.disagreement_power = disagreement_power
         self.sft_weight = sft_weight
         self.anchor_skip_tokens = anchor_skip_tokens  # None: as every other row (num_loss_tokens_to_skip)
+        self._fixed_rollouts = None  # per batch, while sample_rollouts runs: a row's fixed rollout ids or None
         if self.parent_model is not None:
             # As TRL prepares its teacher: on the student's device, and under the same autocast (bf16/fp16).
             self.parent_model = self.accelerator.prepare_model(self.parent_model, evaluation_mode=True)
@@ -89,7 +90,7 @@ class PipelineSDFTTrainer(SDFTTrainer):
         return ids + [self.eos_token_ids[0]] if len(ids) < self.max_completion_length else ids
 
     def _generate(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
-        fixed = getattr(self, "_fixed_rollouts", None) or [None] * len(prompt_ids)
+        fixed = self._fixed_rollouts or [None] * len(prompt_ids)
         todo = [i for i, ids in enumerate(fixed) if ids is None]
         completions = list(fixed)
         if todo:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from datasets import Dataset
 
+from ..generation import HFGenerator
 from ..params import Params, SkillSpec
 from ..prompts import sft_rows
+from ..replay import with_parent_answers
 from .common import lora_config, training_kwargs
 
 
@@ -25,8 +27,8 @@ def build_config(params: Params, out_dir: Path):
 
 def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path,
                   mixed: bool = False):
-    """`records`: the rows in training order when `mixed` (a replay mixture, sdft/replay.py; anchors already
-    carry the parent's own answers as demonstrations), else shuffled by the trainer."""
+    """`records`: the rows in training order when `mixed` (a replay mixture, sdft/replay.py; anchors get
+    the parent's own answers as demonstrations here), else shuffled by the trainer."""
     from torch.utils.data import SequentialSampler
     from trl import SFTTrainer
 
@@ -34,6 +36,10 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         def _get_train_sampler(self, dataset=None):  # keep each batch's replay shares
             return SequentialSampler(dataset if dataset is not None else self.train_dataset)
 
+    if any(r.get("source") == "anchor" for r in records):
+        # SFT's anchor targets, before any update: the parent's own greedy answers (what SDFT's anchors match).
+        records = with_parent_answers(records, HFGenerator(model, tokenizer, params.eval.batch_size),
+                                      params.train.max_completion_length)
     tokenizer.padding_side = "right"
     args = build_config(params, out_dir)
     if mixed:
