@@ -1,4 +1,5 @@
-"""Greedy batched generation behind one small interface (`Generator.generate`), and the engine choice.
+"""Greedy batched generation behind one small interface (`Generator`: answers as text, or as token ids with the
+stop token kept), and the engine choice.
 
 Two engines: `hf` (transformers `generate`, below) and `vllm` (`sdft.vllm_engine`), picked by
 `rollout.engine` in params.yaml for SDFT rollouts and for evaluation alike. Prompts are rendered by
@@ -15,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import SdftError
-from .models import load_model, load_tokenizer
+from .models import load_model, load_tokenizer, stop_token_ids
 from .params import Params
 from .prompts import render_prompt
 from .vllm_engine import vllm_available
@@ -26,6 +27,16 @@ VLLM_INSTALL = "install it with `make install` (VLLM=cpu, the default, or VLLM=g
 
 class Generator(Protocol):
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]: ...
+
+    def greedy_ids(self, prompts: list, max_new_tokens: int) -> list[list[int]]: ...
+
+
+def through_first_stop(ids: list[int], stops: list[int]) -> list[int]:
+    """An answer's tokens up to and including its stop token (what follows is padding); all of them if it has none."""
+    for i, t in enumerate(ids):
+        if t in stops:
+            return ids[: i + 1]
+    return ids
 
 
 def resolve_engine(params: Params) -> str:
@@ -56,12 +67,18 @@ class HFGenerator:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.progress = batch_size, progress
 
-    @torch.no_grad()
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]:
+        return [self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                for ids in self.greedy_ids(prompts, max_new_tokens)]
+
+    @torch.no_grad()
+    def greedy_ids(self, prompts: list, max_new_tokens: int) -> list[list[int]]:
+        """Each prompt's greedy answer as token ids, its stop token kept when it stopped before `max_new_tokens`."""
         texts = [render_prompt(p, self.tokenizer) for p in prompts]
+        stops = stop_token_ids(self.model.generation_config.eos_token_id, self.tokenizer)
         # Longest first keeps padding small; results go back in the caller's order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        outputs: dict[int, str] = {}
+        outputs: dict[int, list[int]] = {}
         self.tokenizer.padding_side = "left"
         batches = range(0, len(order), self.batch_size)
         for start in tqdm(batches, desc="generating", disable=not self.progress, leave=False):
@@ -73,9 +90,9 @@ class HFGenerator:
                 **enc,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
+                eos_token_id=stops,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-            new_tokens = out[:, enc["input_ids"].shape[1] :]
-            for i, text in zip(idx, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-                outputs[i] = text.strip()
+            for i, ids in zip(idx, out[:, enc["input_ids"].shape[1] :].tolist()):
+                outputs[i] = through_first_stop(ids, stops)
         return [outputs[i] for i in range(len(texts))]

@@ -198,3 +198,10 @@ def token_counter(name_or_path: str, trust_remote_code: bool = False):
         return lambda text: len(fast.encode(text, add_special_tokens=False).ids)
     tokenizer = load_tokenizer(name_or_path, trust_remote_code)
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def stop_token_ids(generation_eos, tokenizer) -> list[int]:
+    """The tokens an answer ends at, as TRL's SDFT trainer counts them (its completion mask ends at the first):
+    the model's generation-config EOS ids, and the tokenizer's EOS."""
+    ids = [] if generation_eos is None else [generation_eos] if isinstance(generation_eos, int) else list(generation_eos)
+    return ids if tokenizer.eos_token_id in ids else [tokenizer.eos_token_id, *ids]

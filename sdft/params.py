@@ -193,6 +193,10 @@ class ReplayParams:
     # so the student matches the parent's full distribution along the path greedy decoding (the gate's
     # evaluation, most serving) takes; sampled paths leave that path after a few tokens (docs/QUALITY.md §14).
     anchor_rollouts: Literal["sampled", "parent_greedy"] = "sampled"
+    # SDFT: what an anchor row counts for in the batch's mean loss (1 = one row, like every other row). Its
+    # divergence from the parent is ~0 until the student drifts, so it pulls back only as hard as this says;
+    # unlike a larger `anchor_fraction` it adds no steps (epochs count passes over the new skill).
+    anchor_weight: float = within(0, lo_open=True, default=1.0)
 
 
 @dataclass

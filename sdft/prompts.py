@@ -66,12 +66,12 @@ def teacher_view(record: dict[str, Any], template: str, tokenizer) -> str | list
 def sdft_rows(records: list[dict[str, Any]], tokenizer, template_for: Callable[[str], str]) -> list[dict[str, Any]]:
     """Rows for the SDFT trainer: the student prompt, the teacher's rendered view, the demonstration (for the
     optional SFT term), where the row comes from (sdft/replay.py: new, prior or anchor) and a fixed rollout
-    ("" = sample one; anchors on the parent's greedy path carry its answer)."""
+    (token ids; [] = sample one; anchors on the parent's greedy path get its answer, sdft/recipes/sdft.py)."""
     return [{"prompt": as_model_prompt(r["prompt"], tokenizer),
              "privileged_context": teacher_view(r, template_for(r["kind"]), tokenizer),
              "demonstration": r.get("demonstration") or "",
              "source": r.get("source", "new"),
-             "rollout": r.get("rollout") or ""} for r in records]
+             "rollout": []} for r in records]
 
 
 def sft_rows(records: list[dict[str, Any]], tokenizer) -> list[dict[str, Any]]:

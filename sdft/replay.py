@@ -18,7 +18,7 @@ import itertools
 import math
 import random
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .data import load_split, prompt_key, read_records, validate_records
 from .errors import SdftError
@@ -121,12 +121,11 @@ def training_rows(params: Params, skill: str, new: list[dict]) -> tuple[list[dic
     return mixture(params, skill, new, prior, anchors), True
 
 
-def with_parent_answers(rows: list[dict], generator, max_new_tokens: int, field: str = "demonstration") -> list[dict]:
-    """The parent model's own greedy answers to the anchor prompts (one per distinct prompt, generated before any
-    update by `generator`, a `sdft.generation.Generator` on the parent), written into each anchor row's `field`.
-    SFT: `demonstration`, its targets, so SFT with replay is anchored to the same behaviour as SDFT's frozen-parent
-    teacher. SDFT with `replay.anchor_rollouts: parent_greedy`: `rollout`, the tokens the student is distilled on
-    instead of a sampled rollout."""
+def anchor_answers(rows: list[dict], answer: Callable[[list], list]) -> list:
+    """Per row, the parent's own answer to an anchor prompt (None for the other rows): `answer(prompts)` is the
+    parent's greedy generation, run once per distinct prompt before any update. SFT trains on them as
+    demonstrations (text), so SFT with replay is anchored to the same behaviour as SDFT's frozen-parent teacher;
+    SDFT with `replay.anchor_rollouts: parent_greedy` distils along them (token ids) instead of a sampled rollout."""
     prompts = {r["id"]: r["prompt"] for r in rows if r["source"] == "anchor"}
-    answers = dict(zip(prompts, generator.generate(list(prompts.values()), max_new_tokens)))
-    return [{**r, field: answers[r["id"]] or "."} if r["source"] == "anchor" else r for r in rows]
+    answers = dict(zip(prompts, answer(list(prompts.values())), strict=True))
+    return [answers[r["id"]] if r["source"] == "anchor" else None for r in rows]

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from transformers import AutoConfig
+from transformers import AutoConfig, GenerationConfig
 
-from .models import load_tokenizer
+from .models import load_tokenizer, stop_token_ids
 from .params import Params
 from .prompts import render_prompt
 
@@ -62,7 +62,7 @@ _current: weakref.ref | None = None
 
 
 class VLLMEngine:
-    """One vLLM engine for a checkpoint: sampled rollouts (token ids), greedy answers (text), weight sync.
+    """One vLLM engine for a checkpoint: sampled rollouts (token ids), greedy answers (text or ids), weight sync.
 
     One engine per process at a time: an engine's teardown resets vLLM's process-wide distributed
     state, so a previous engine is shut down before a new one starts (never later, by the GC).
@@ -84,6 +84,11 @@ class VLLMEngine:
         wanted = tp.max_prompt_length + max(tp.max_completion_length, params.eval.max_new_tokens)
         self.max_model_len = min(wanted, getattr(config, "max_position_embeddings", wanted))
         self.tied = bool(getattr(config, "tie_word_embeddings", False))
+        try:  # where answers end: as transformers' generate and TRL's trainer end them
+            eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+        except OSError:  # no generation_config.json: transformers falls back to the model config's
+            eos = config.eos_token_id
+        self.stop_ids = stop_token_ids(eos, self.tokenizer)
         self.llm = LLM(
             model=str(model_path),
             dtype=params.model.dtype,
@@ -134,11 +139,13 @@ class VLLMEngine:
 
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]:
         """Greedy answers, prompts rendered and decoded exactly as `HFGenerator` does."""
-        from vllm import SamplingParams
+        return [self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                for ids in self.greedy_ids(prompts, max_new_tokens)]
 
+    def greedy_ids(self, prompts: list, max_new_tokens: int) -> list[list[int]]:
+        """Greedy answers as token ids, the stop token kept, ending where `HFGenerator.greedy_ids` ends them."""
         ids = [self.tokenizer(render_prompt(p, self.tokenizer), add_special_tokens=False)["input_ids"] for p in prompts]
-        outputs = self._run(ids, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
-        return [self.tokenizer.decode(out.outputs[0].token_ids, skip_special_tokens=True).strip() for out in outputs]
+        return self.generate_ids(ids, max_new_tokens, temperature=0.0, stop_token_ids=self.stop_ids)
 
     def prompt_logprobs(self, prompt_ids: list[list[int]]) -> list[list[float]]:
         """log p(token_i | tokens_<i) for every prompt token after the first."""

@@ -16,7 +16,7 @@ from sdft.data import write_skill
 from sdft.errors import SdftError
 from sdft.params import SkillSpec
 from sdft.recipes import sdft as sdft_recipe
-from sdft.prompts import render_prompt
+from sdft.prompts import as_model_prompt, render_prompt
 from sdft.replay import load_anchors, training_rows
 from sdft.train import prepare_trainer
 
@@ -186,39 +186,86 @@ def test_anchor_teacher_is_the_frozen_parent_and_sees_no_demonstration(two_skill
         assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, other, atol=1e-3)
 
 
+def test_anchor_weight_counts_each_anchor_row_that_many_times_in_the_batch_mean(two_skills, tiny_model_dir, tmp_path):
+    """replay.anchor_weight = w: the loss is sum_rows(c_r * L_r) / sum_rows(c_r), c = w on anchor rows and 1 elsewhere,
+    L_r a row's (disagreement-weighted) mean forward KL — computed here from the logits, independently of the loss."""
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    params.replay.anchor_weight, params.sdft.disagreement_power = 4.0, 1.0
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+    trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path)
+    completion = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+    trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
+    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(8)])
+    with torch.no_grad():  # move the student off the parent, so the anchor rows have a divergence to weigh
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    trainer.model.eval()
+    logits = trainer._compute_teacher_student_logits(trainer.model, trainer.teacher_model, batch)
+    with torch.no_grad():
+        loss = trainer._compute_self_distillation_loss(trainer.model, batch, logits)
+    teacher, student = F.log_softmax(logits.teacher_logits.float(), -1), F.log_softmax(logits.student_logits.float(), -1)
+    kl = (teacher.exp() * (teacher - student)).sum(-1)
+    mask = logits.loss_mask.float()
+    per_row = []
+    for k, m in zip(kl, mask):  # sdft.disagreement_power = 1: tokens weighted by KL / the row's mean KL
+        w = m * k / ((k * m).sum() / m.sum())
+        per_row.append((w * k).sum() / w.sum())
+    per_row, anchors = torch.stack(per_row), batch["anchor_mask"]
+    assert anchors.sum() == 2 and per_row[anchors].min() > 0
+    counts = torch.where(anchors, 4.0, 1.0)
+    torch.testing.assert_close(loss, (counts * per_row).sum() / counts.sum(), rtol=1e-4, atol=1e-6)
+    assert not torch.isclose(loss, per_row.mean(), rtol=1e-3)  # weight 1 would be the plain batch mean
+
+
+def _greedy(model, tok, prompt: str, cap: int, stops: list[int]) -> list[int]:
+    """transformers' own greedy decoding, through the first stop token (the rest is padding)."""
+    enc = tok(render_prompt(prompt, tok), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=cap, do_sample=False, eos_token_id=stops,
+                             pad_token_id=tok.pad_token_id)[0, enc["input_ids"].size(1):].tolist()
+    ends = [j for j, t in enumerate(out) if t in stops]
+    return out[: ends[0] + 1] if ends else out
+
+
 def test_parent_greedy_anchors_are_distilled_on_the_parents_own_greedy_answer(two_skills, tiny_model_dir, tmp_path):
     """replay.anchor_rollouts: parent_greedy — an anchor's tokens are the parent's greedy answer (generated before any
-    update, checked here against transformers' own greedy decoding); only the other rows are sampled."""
+    update, checked here against transformers' own greedy decoding), its stop token kept where it stopped before the
+    cap; only the other rows are sampled."""
     params, data = two_skills
     params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
     params.replay.anchor_rollouts = "parent_greedy"
     params.train.per_device_train_batch_size = 8
-    trainer, _ = prepare_trainer(params, "facts_b", data["b_train"], str(tiny_model_dir), tmp_path / "trainer")
-    tok = trainer.processing_class
-    step = [dict(trainer.train_dataset[i]) for i in range(8)]
+    cap, tok = params.train.max_completion_length, AutoTokenizer.from_pretrained(tiny_model_dir)
+    # The random tiny model never says EOS: make a token that its answers hold mid-way a second stop token (as
+    # chat models list several in generation_config.json), so some answers end before the cap and some do not.
+    parent = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    answers = [_greedy(parent, tok, as_model_prompt(a, tok), cap, [tok.eos_token_id]) for a in ANCHORS]
+    middle = Counter(t for a in answers for t in set(a[1:-1]) - {a[0]})
+    parent.generation_config.eos_token_id = [tok.eos_token_id, middle.most_common(1)[0][0]]
+    parent.save_pretrained(tmp_path / "parent")
+    tok.save_pretrained(tmp_path / "parent")
+
+    trainer, _ = prepare_trainer(params, "facts_b", data["b_train"], str(tmp_path / "parent"), tmp_path / "trainer")
+    stops = trainer.eos_token_ids  # where TRL's completion mask ends an answer: both stop tokens
+    assert stops == parent.generation_config.eos_token_id
+    rows = [dict(trainer.train_dataset[i]) for i in range(len(trainer.train_dataset))]
+    key = lambda r: render_prompt(r["prompt"], tok)  # noqa: E731
+    wants = {key(r): _greedy(parent, tok, r["prompt"], cap, stops) for r in rows if r["source"] == "anchor"}
+    assert all(r["rollout"] == wants[key(r)] for r in rows if r["source"] == "anchor")
+    assert {len(w) < cap for w in wants.values()} == {True, False}  # answers that stopped, and answers cut at the cap
+
+    step = rows[:8]
     sampled = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
     asked = []
     trainer._sample = lambda prompt_ids: (asked.extend(prompt_ids), (prompt_ids, [list(sampled)] * len(prompt_ids)))[1]
     batch = trainer._prepare_training_batch(step)
     anchors = batch["anchor_mask"]
     assert anchors.sum() == 2 and len(asked) == 6  # the anchors were not sampled
-
-    parent = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    cap = trainer.max_completion_length
     for i, ex in enumerate(step):
         got = batch["completion_ids"][i][batch["completion_mask"][i].bool()].tolist()
-        if not anchors[i]:
-            assert got == sampled and ex["rollout"] == ""
-            continue
-        enc = tok(render_prompt(ex["prompt"], tok), return_tensors="pt", add_special_tokens=False)
-        with torch.no_grad():
-            out = parent.generate(**enc, max_new_tokens=params.train.max_completion_length, do_sample=False,
-                                  pad_token_id=tok.pad_token_id)
-        want = tok.decode(out[0, enc["input_ids"].size(1):], skip_special_tokens=True).strip()
-        assert want and ex["rollout"] == want
-        ids = tok(want, add_special_tokens=False)["input_ids"]
-        # An answer that ended before the cap ends in EOS (as a sampled one would); a longer one is cut at the cap.
-        assert got == (ids + [tok.eos_token_id] if len(ids) < cap else ids[:cap])
+        assert got == (wants[key(ex)] if anchors[i] else sampled)
+        assert anchors[i] or ex["rollout"] == []
 
 
 def test_sft_anchor_targets_are_the_parents_own_greedy_answers(two_skills, tiny_model_dir, tmp_path):

@@ -74,7 +74,9 @@ def test_after_an_sdft_step_the_sync_makes_vllm_match_the_trained_model(vparams,
     for f, h in zip(fresh, hf):
         torch.testing.assert_close(torch.tensor(f), h, atol=1e-4, rtol=0)
     prompts = [r["prompt"] for r in records]
-    assert engine.generate(prompts, 12) == HFGenerator(trained, tok, progress=False).generate(prompts, 12)
+    hf = HFGenerator(trained, tok, progress=False)
+    assert engine.generate(prompts, 12) == hf.generate(prompts, 12)
+    assert engine.greedy_ids(prompts, 12) == hf.greedy_ids(prompts, 12)  # the same tokens, stop tokens included
 
 
 def test_parent_greedy_anchor_answers_come_from_the_rollout_engine_before_any_update(vparams, vllm_model_dir, tmp_path):
@@ -92,9 +94,9 @@ def test_parent_greedy_anchor_answers_come_from_the_rollout_engine_before_any_up
     assert type(trainer).__name__ == "VLLMRolloutSDFTTrainer"
     rows = [dict(trainer.train_dataset[i]) for i in range(len(records))]
     parent = AutoModelForCausalLM.from_pretrained(vllm_model_dir)
-    want = HFGenerator(parent, tok, progress=False).generate([a["prompt"] for a in anchors], trainer.max_completion_length)
-    assert [r["rollout"] for r in rows[3:]] == [w or "." for w in want]
-    assert all(r["rollout"] == "" for r in rows[:3])
+    want = HFGenerator(parent, tok, progress=False).greedy_ids([a["prompt"] for a in anchors], trainer.max_completion_length)
+    assert [r["rollout"] for r in rows[3:]] == want and all(want)
+    assert all(r["rollout"] == [] for r in rows[:3])
 
 
 def test_vllm_rollouts_stop_at_eos_and_keep_it_like_the_hf_rollouts(vparams, vllm_model_dir):

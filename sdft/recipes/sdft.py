@@ -21,7 +21,7 @@ from ..generation import HFGenerator, resolve_engine
 from ..params import Params, SkillSpec
 from ..errors import SdftError
 from ..prompts import render_prompt, sdft_rows, to_trl_template
-from ..replay import with_parent_answers
+from ..replay import anchor_answers
 from .common import lora_config, training_kwargs
 
 # TRL marks SDFTTrainer experimental and warns on every import; we pin TRL, so the warning is noise.
@@ -97,9 +97,10 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
     if params.replay.anchor_rollouts == "parent_greedy" and any(r.get("source") == "anchor" for r in records):
         # Before any update: the parent's greedy answers, on the rollout engine (it holds the parent's weights now).
-        parent = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)
-        records = with_parent_answers(records, parent, args.max_completion_length, field="rollout")
-        rows = sdft_rows(records, tokenizer, params.sdft.template_for)
+        # Token ids, stop token kept: the tokens the student is distilled on, exactly as the parent wrote them.
+        parent, cap = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False), args.max_completion_length
+        answers = anchor_answers(records, lambda prompts: parent.greedy_ids(prompts, cap))
+        rows = [row if a is None else {**row, "rollout": a} for row, a in zip(rows, answers, strict=True)]
     kwargs = dict(
         model=model,
         args=args,
@@ -109,6 +110,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         disagreement_power=params.sdft.disagreement_power,
         sft_weight=params.sdft.sft_weight,
         anchor_skip_tokens=params.replay.anchor_skip_tokens,
+        anchor_weight=params.replay.anchor_weight,
     )
     if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer

@@ -8,7 +8,7 @@ from datasets import Dataset
 from ..generation import HFGenerator
 from ..params import Params, SkillSpec
 from ..prompts import sft_rows
-from ..replay import with_parent_answers
+from ..replay import anchor_answers
 from .common import lora_config, training_kwargs
 
 
@@ -38,8 +38,9 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
 
     if any(r.get("source") == "anchor" for r in records):
         # SFT's anchor targets, before any update: the parent's own greedy answers (what SDFT's anchors match).
-        records = with_parent_answers(records, HFGenerator(model, tokenizer, params.eval.batch_size),
-                                      params.train.max_completion_length)
+        parent, cap = HFGenerator(model, tokenizer, params.eval.batch_size), params.train.max_completion_length
+        answers = anchor_answers(records, lambda prompts: parent.generate(prompts, cap))
+        records = [r if a is None else {**r, "demonstration": a or "."} for r, a in zip(records, answers)]
     tokenizer.padding_side = "right"
     args = build_config(params, out_dir)
     if mixed:
