@@ -197,6 +197,9 @@ class ReplayParams:
     # divergence from the parent is ~0 until the student drifts, so it pulls back only as hard as this says;
     # unlike a larger `anchor_fraction` it adds no steps (epochs count passes over the new skill).
     anchor_weight: float = within(0, lo_open=True, default=1.0)
+    # Both methods: 0 = every anchor prompt in turn; k > 0 = only the k whose wording is nearest the new skill's
+    # prompts (sdft.replay.nearest_anchors): anchoring spent where a skill's update spills over most.
+    anchor_nearest: int = within(0, default=0)
 
 
 @dataclass

@@ -74,6 +74,26 @@ def test_replay_batches_hold_the_stated_shares_of_earlier_training_prompts_only(
     assert set(news) == {r["id"] for r in data["b_train"]} and set(news.values()) == {2}  # each new record twice
 
 
+def test_anchor_nearest_spends_the_anchor_rows_on_the_prompts_that_look_like_the_new_skills(two_skills, tmp_path):
+    """replay.anchor_nearest = k: only the k anchors worded most like the new skill's prompts enter the batches (the
+    new skill asks about capitals and founders: the capital and founder anchors, not colours or greetings)."""
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction, params.replay.anchor_nearest = 0.25, 0.25, 2
+    anchors = ["Name a colour.", "What is the capital of Spain?", "Say hello.", "Count to three.", "Who founded Rome?",
+               "Name a fruit."]
+    path = tmp_path / "anchors_near.jsonl"
+    path.write_text("".join(json.dumps({"id": f"n{i}", "prompt": a}) + "\n" for i, a in enumerate(anchors)))
+    params.replay.anchor_prompts = str(path)
+    new = [r for r in data["b_train"] if "capital" in r["prompt"] or "founded" in r["prompt"]]
+    assert new
+    rows, _ = training_rows(params, "facts_b", new)
+    used = Counter(r["prompt"] for r in rows if r["source"] == "anchor")
+    assert set(used) == {"What is the capital of Spain?", "Who founded Rome?"}
+    params.replay.anchor_nearest = 0  # off: every anchor in turn
+    rows, _ = training_rows(params, "facts_b", new)
+    assert len({r["prompt"] for r in rows if r["source"] == "anchor"}) > 2
+
+
 def test_prior_share_is_spread_evenly_over_earlier_skills(two_skills, tmp_path):
     params, data = two_skills
     extra = fact_records(20)[16:20]
