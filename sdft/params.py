@@ -193,13 +193,6 @@ class ReplayParams:
     # so the student matches the parent's full distribution along the path greedy decoding (the gate's
     # evaluation, most serving) takes; sampled paths leave that path after a few tokens (docs/QUALITY.md §14).
     anchor_rollouts: Literal["sampled", "parent_greedy"] = "sampled"
-    # SDFT: what an anchor row counts for in the batch's mean loss (1 = one row, like every other row). Its
-    # divergence from the parent is ~0 until the student drifts, so it pulls back only as hard as this says;
-    # unlike a larger `anchor_fraction` it adds no steps (epochs count passes over the new skill).
-    anchor_weight: float = within(0, lo_open=True, default=1.0)
-    # Both methods: 0 = every anchor prompt in turn; k > 0 = only the k whose wording is nearest the new skill's
-    # prompts (sdft.replay.nearest_anchors): anchoring spent where a skill's update spills over most.
-    anchor_nearest: int = within(0, default=0)
 
 
 @dataclass

@@ -17,12 +17,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import re
-from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .data import load_split, prompt_key, prompt_text, read_records, validate_records
+from .data import load_split, prompt_key, read_records, validate_records
 from .errors import SdftError
 from .outputs import processes
 from .params import Params
@@ -120,35 +118,7 @@ def training_rows(params: Params, skill: str, new: list[dict]) -> tuple[list[dic
         return [{**r, "source": "new", "skill": skill, "kind": kind} for r in new], False
     prior = prior_pools(params, skill) if params.replay.prior_fraction > 0 else {}
     anchors = load_anchors(params) if params.replay.anchor_fraction > 0 else []
-    if params.replay.anchor_nearest > 0:
-        anchors = nearest_anchors(anchors, new, params.replay.anchor_nearest)
     return mixture(params, skill, new, prior, anchors), True
-
-
-def _words(prompt: str | list[dict]) -> list[str]:
-    return re.findall(r"[a-z0-9]+", prompt_text(prompt).lower())
-
-
-def nearest_anchors(anchors: list[dict], new: list[dict], k: int) -> list[dict]:
-    """The k anchors whose prompts look most like the new skill's (`replay.anchor_nearest`), in file order.
-
-    A new skill's update spills over most onto inputs like its own ("What is the capital of Peru?" answered with
-    the new country's capital, docs/QUALITY.md §15), so that is where anchoring is spent. Likeness: cosine of
-    TF-IDF word vectors (idf over the anchors and the skill's prompts together, so words every prompt shares count
-    for little), an anchor's score its best match among the skill's prompts; ties keep file order."""
-    docs = [_words(r["prompt"]) for r in [*anchors, *new]]
-    df = Counter(w for d in docs for w in set(d))
-
-    def vector(words: list[str]) -> dict[str, float]:
-        v = {w: (1 + math.log(n)) * math.log((1 + len(docs)) / (1 + df[w])) for w, n in Counter(words).items()}
-        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
-        return {w: x / norm for w, x in v.items()}
-
-    skill = [vector(d) for d in docs[len(anchors):]]
-    score = [max((sum(x * s.get(w, 0.0) for w, x in vector(d).items()) for s in skill), default=0.0)
-             for d in docs[: len(anchors)]]
-    keep = sorted(sorted(range(len(anchors)), key=lambda i: -score[i])[:k])
-    return [anchors[i] for i in keep]
 
 
 def anchor_answers(rows: list[dict], answer: Callable[[list], list]) -> list:

@@ -74,26 +74,6 @@ def test_replay_batches_hold_the_stated_shares_of_earlier_training_prompts_only(
     assert set(news) == {r["id"] for r in data["b_train"]} and set(news.values()) == {2}  # each new record twice
 
 
-def test_anchor_nearest_spends_the_anchor_rows_on_the_prompts_that_look_like_the_new_skills(two_skills, tmp_path):
-    """replay.anchor_nearest = k: only the k anchors worded most like the new skill's prompts enter the batches (the
-    new skill asks about capitals and founders: the capital and founder anchors, not colours or greetings)."""
-    params, data = two_skills
-    params.replay.prior_fraction, params.replay.anchor_fraction, params.replay.anchor_nearest = 0.25, 0.25, 2
-    anchors = ["Name a colour.", "What is the capital of Spain?", "Say hello.", "Count to three.", "Who founded Rome?",
-               "Name a fruit."]
-    path = tmp_path / "anchors_near.jsonl"
-    path.write_text("".join(json.dumps({"id": f"n{i}", "prompt": a}) + "\n" for i, a in enumerate(anchors)))
-    params.replay.anchor_prompts = str(path)
-    new = [r for r in data["b_train"] if "capital" in r["prompt"] or "founded" in r["prompt"]]
-    assert new
-    rows, _ = training_rows(params, "facts_b", new)
-    used = Counter(r["prompt"] for r in rows if r["source"] == "anchor")
-    assert set(used) == {"What is the capital of Spain?", "Who founded Rome?"}
-    params.replay.anchor_nearest = 0  # off: every anchor in turn
-    rows, _ = training_rows(params, "facts_b", new)
-    assert len({r["prompt"] for r in rows if r["source"] == "anchor"}) > 2
-
-
 def test_prior_share_is_spread_evenly_over_earlier_skills(two_skills, tmp_path):
     params, data = two_skills
     extra = fact_records(20)[16:20]
@@ -204,38 +184,6 @@ def test_anchor_teacher_is_the_frozen_parent_and_sees_no_demonstration(two_skill
         want = (want_parent if anchors[i] else want_ema)[i][mask[i]]
         other = (want_ema if anchors[i] else want_parent)[i][mask[i]]
         assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, other, atol=1e-3)
-
-
-def test_anchor_weight_counts_each_anchor_row_that_many_times_in_the_batch_mean(two_skills, tiny_model_dir, tmp_path):
-    """replay.anchor_weight = w: the loss is sum_rows(c_r * L_r) / sum_rows(c_r), c = w on anchor rows and 1 elsewhere,
-    L_r a row's (disagreement-weighted) mean forward KL — computed here from the logits, independently of the loss."""
-    params, data = two_skills
-    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
-    params.replay.anchor_weight, params.sdft.disagreement_power = 4.0, 1.0
-    rows, _ = training_rows(params, "facts_b", data["b_train"])
-    trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path)
-    completion = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
-    trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
-    batch = trainer._prepare_training_batch([dict(trainer.train_dataset[i]) for i in range(8)])
-    with torch.no_grad():  # move the student off the parent, so the anchor rows have a divergence to weigh
-        for p in trainer.model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    trainer.model.eval()
-    logits = trainer._compute_teacher_student_logits(trainer.model, trainer.teacher_model, batch)
-    with torch.no_grad():
-        loss = trainer._compute_self_distillation_loss(trainer.model, batch, logits)
-    teacher, student = F.log_softmax(logits.teacher_logits.float(), -1), F.log_softmax(logits.student_logits.float(), -1)
-    kl = (teacher.exp() * (teacher - student)).sum(-1)
-    mask = logits.loss_mask.float()
-    per_row = []
-    for k, m in zip(kl, mask):  # sdft.disagreement_power = 1: tokens weighted by KL / the row's mean KL
-        w = m * k / ((k * m).sum() / m.sum())
-        per_row.append((w * k).sum() / w.sum())
-    per_row, anchors = torch.stack(per_row), batch["anchor_mask"]
-    assert anchors.sum() == 2 and per_row[anchors].min() > 0
-    counts = torch.where(anchors, 4.0, 1.0)
-    torch.testing.assert_close(loss, (counts * per_row).sum() / counts.sum(), rtol=1e-4, atol=1e-6)
-    assert not torch.isclose(loss, per_row.mean(), rtol=1e-3)  # weight 1 would be the plain batch mean
 
 
 def _greedy(model, tok, prompt: str, cap: int, stops: list[int]) -> list[int]:

@@ -110,7 +110,6 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         disagreement_power=params.sdft.disagreement_power,
         sft_weight=params.sdft.sft_weight,
         anchor_skip_tokens=params.replay.anchor_skip_tokens,
-        anchor_weight=params.replay.anchor_weight,
     )
     if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer

@@ -5,8 +5,7 @@
    (sdft/replay.py) keep the template of their kind. An anchor row's view is its prompt alone, and its
    teacher is the **frozen parent** (the model the run started from), not the EMA teacher:
    self-generated replay of general behaviour. Its tokens are a sampled rollout or, with
-   `replay.anchor_rollouts: parent_greedy`, the parent's own greedy answer (a row's fixed `rollout`); it counts
-   `replay.anchor_weight` times in the batch's mean loss.
+   `replay.anchor_rollouts: parent_greedy`, the parent's own greedy answer (a row's fixed `rollout`).
 2. **Disagreement weighting** (`sdft.disagreement_power` = g > 0). TRL averages the per-token divergence
    over each rollout. At 135M only the one or two tokens that name a new fact carry the skill, while
    every token the teacher would phrase differently fills the rest of the mean (docs/QUALITY.md §3).
@@ -54,12 +53,9 @@ class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
 
 class PipelineSDFTTrainer(SDFTTrainer):
     def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0,
-                 anchor_skip_tokens: int | None = None, anchor_weight: float = 1.0, **kwargs):
-        if disagreement_power < 0 or sft_weight < 0 or anchor_weight <= 0:
-            raise ValueError("sdft.disagreement_power and sdft.sft_weight must be >= 0, replay.anchor_weight > 0")
-        if anchor_weight != 1.0 and kwargs["args"].distillation_mode == "sampled_token":
-            raise ValueError("replay.anchor_weight needs sdft.distillation_mode full_logits or topk_logits "
-                             "(sampled_token's loss is TRL's own per-row mean)")
+                 anchor_skip_tokens: int | None = None, **kwargs):
+        if disagreement_power < 0 or sft_weight < 0:
+            raise ValueError("sdft.disagreement_power and sdft.sft_weight must be >= 0")
         dataset = kwargs["train_dataset"]
         has_anchors = "source" in dataset.column_names and "anchor" in set(dataset["source"])
         # The parent, frozen before any update (and before PEFT wraps the model): the anchors' teacher.
@@ -69,7 +65,6 @@ class PipelineSDFTTrainer(SDFTTrainer):
         self.disagreement_power = disagreement_power
         self.sft_weight = sft_weight
         self.anchor_skip_tokens = anchor_skip_tokens  # None: as every other row (num_loss_tokens_to_skip)
-        self.anchor_weight = anchor_weight
         self._fixed_rollouts = None  # per batch, while sample_rollouts runs: a row's fixed rollout ids or None
         if self.parent_model is not None:
             # As TRL prepares its teacher: on the student's device, and under the same autocast (bf16/fp16).
@@ -177,13 +172,10 @@ class PipelineSDFTTrainer(SDFTTrainer):
         return logits
 
     def _compute_self_distillation_loss(self, model, inputs, logits):
-        """TRL's loss, except with disagreement weighting or anchor rows weighted (full/top-k logits): the per-token
-        divergence over the vocabulary is computed once, and its detached value sets the weights (TRL's path would
-        compute it again). TRL's importance-sampling clip is not applied: the pipeline always runs with it off
-        (recipes/sdft.py)."""
-        anchors = inputs.get("anchor_mask")
-        weigh_rows = self.anchor_weight != 1.0 and anchors is not None and bool(anchors.any())
-        weighted = (self.disagreement_power > 0 or weigh_rows) and self.args.distillation_mode != "sampled_token"
+        """TRL's loss, except with disagreement weighting (full/top-k logits): the per-token divergence over the
+        vocabulary is computed once, and its detached value sets the weights (TRL's path would compute it again).
+        TRL's importance-sampling clip is not applied: the pipeline always runs with it off (recipes/sdft.py)."""
+        weighted = self.disagreement_power > 0 and self.args.distillation_mode != "sampled_token"
         if not weighted or logits.loss_mask.sum() == 0:
             return super()._compute_self_distillation_loss(model, inputs, logits)
         args = self.args
@@ -195,11 +187,8 @@ class PipelineSDFTTrainer(SDFTTrainer):
             per_token = compute_full_logit_self_distillation_loss(
                 logits.student_logits, logits.teacher_logits, distillation_alpha=args.distillation_alpha)
         weights = disagreement_weights(per_token, logits.loss_mask, self.disagreement_power)  # detached inside
-        # TRL's aggregation with the weights as the mask: per-rollout weighted mean, then the batch mean, in which
-        # an anchor row counts `replay.anchor_weight` times.
-        per_row = (per_token * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)
-        rows = torch.ones_like(per_row) if not weigh_rows else 1.0 + (self.anchor_weight - 1.0) * anchors.to(per_row.dtype)
-        loss = (per_row * rows).sum() / rows.sum()
+        # TRL's aggregation with the weights as the mask: per-rollout weighted mean, then the batch mean.
+        loss = ((per_token * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)).mean()
         mode = "train" if model.training else "eval"
         mean = (per_token * weights).sum() / weights.sum().clamp(min=1.0)
         self._log_self_distillation_metric(mode, self.accelerator.gather(mean.detach()).mean().item())
