@@ -72,3 +72,17 @@ def test_prefect_deployment_run_learns_the_curriculum(tmp_path, tiny_model_dir):
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+@pytest.mark.parametrize("given, expected", [(None, 180), ("45", 45)])
+def test_flows_give_prefects_temporary_server_time_to_migrate_a_fresh_database(given, expected):
+    """`make demo` died at its first flow run on a busy 2-core machine: Prefect waits 20 s for its temporary server,
+    whose first start migrates a new database. Importing the flows raises that wait (an explicit setting wins)."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
+    if given is not None:
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = given
+    code = ("import flows.pipeline\n"
+            "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as wait\n"
+            "print(wait.value())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.split()[-1]) == expected
