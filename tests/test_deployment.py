@@ -76,8 +76,8 @@ def test_prefect_deployment_run_learns_the_curriculum(tmp_path, tiny_model_dir):
 
 @pytest.mark.parametrize("given, expected", [(None, 180), ("45", 45)])
 def test_flows_give_prefects_temporary_server_time_to_migrate_a_fresh_database(given, expected):
-    """`make demo` died at its first flow run on a busy 2-core machine: Prefect waits 20 s for its temporary server,
-    whose first start migrates a new database. Importing the flows raises that wait (an explicit setting wins)."""
+    """`make demo` in a fresh clone died at its first flow run: Prefect waits 20 s for its temporary server, whose
+    first start migrates a new database (23 s on 2 cores). Importing the flows raises that wait (a given value wins)."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
     if given is not None:
         env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = given
