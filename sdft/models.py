@@ -203,5 +203,5 @@ def token_counter(name_or_path: str, trust_remote_code: bool = False):
 def stop_token_ids(generation_eos, tokenizer) -> list[int]:
     """The tokens an answer ends at, as TRL's SDFT trainer counts them (its completion mask ends at the first):
     the model's generation-config EOS ids, and the tokenizer's EOS."""
-    ids = [] if generation_eos is None else [generation_eos] if isinstance(generation_eos, int) else list(generation_eos)
+    ids = [generation_eos] if isinstance(generation_eos, int) else list(generation_eos or [])
     return ids if tokenizer.eos_token_id in ids else [tokenizer.eos_token_id, *ids]

@@ -98,8 +98,8 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     if params.replay.anchor_rollouts == "parent_greedy" and any(r.get("source") == "anchor" for r in records):
         # Before any update: the parent's greedy answers, on the rollout engine (it holds the parent's weights now).
         # Token ids, stop token kept: the tokens the student is distilled on, exactly as the parent wrote them.
-        parent, cap = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False), args.max_completion_length
-        answers = anchor_answers(records, lambda prompts: parent.greedy_ids(prompts, cap))
+        parent = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)
+        answers = anchor_answers(records, lambda prompts: parent.greedy_ids(prompts, args.max_completion_length))
         rows = [row if a is None else {**row, "rollout": a} for row, a in zip(rows, answers, strict=True)]
     kwargs = dict(
         model=model,
