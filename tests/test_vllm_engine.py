@@ -159,3 +159,27 @@ def test_an_evaluate_stage_starts_one_engine_and_swaps_the_parent_in(vparams, vl
     together = ev.evaluate_models(vparams, [(str(vllm_model_dir), ["facts"]), (str(other), ["facts"])])
     assert len(started) == 1
     assert together == alone and alone[0] != alone[1]
+
+
+def test_sft_anchor_answers_come_from_vllm_and_equal_the_hf_answers(vparams, vllm_model_dir, tmp_path, monkeypatch):
+    """The SFT baseline writes its anchors' targets (the parent's greedy answers) on vLLM when it is the engine, as
+    SDFT does: the same answers transformers gives, one engine started and closed before training."""
+    from sdft import vllm_engine
+    from sdft.recipes import sft as sft_recipe
+
+    vparams.train.method = "sft"
+    tok = AutoTokenizer.from_pretrained(vllm_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(vllm_model_dir)
+    prompts = ["Name a colour.", "Say hello.", "What is one plus one?"]
+    anchors = [{"id": f"an{i}", "prompt": p, "demonstration": "", "source": "anchor", "skill": "anchor", "kind": "general"}
+               for i, p in enumerate(prompts)]
+    records = [{**r, "source": "new", "skill": "facts"} for r in fact_records(3)] + anchors
+    started, real = [], vllm_engine.VLLMEngine
+    monkeypatch.setattr(vllm_engine, "VLLMEngine", lambda *a, **k: started.append(real(*a, **k)) or started[-1])  # a spy
+    trainer = sft_recipe.build_trainer(vparams, vparams.skill("facts"), records, model, tok, tmp_path / "t", mixed=True)
+    want = HFGenerator(AutoModelForCausalLM.from_pretrained(vllm_model_dir), tok, progress=False).generate(
+        prompts, vparams.train.max_completion_length)
+    got = [tok.decode([t for t in trainer.train_dataset[i]["labels"] if t != -100], skip_special_tokens=True).strip()
+           for i in range(3, 6)]
+    assert len(started) == 1 and started[0].llm is None  # closed before training
+    assert got == [w or "." for w in want] and any(want)

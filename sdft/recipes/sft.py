@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from datasets import Dataset
 
-from ..generation import HFGenerator
+from ..generation import HFGenerator, resolve_engine
 from ..params import Params, SkillSpec
 from ..prompts import sft_rows
 from ..replay import anchor_answers
@@ -38,8 +38,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
 
     if any(r.get("source") == "anchor" for r in records):
         # SFT's anchor targets, before any update: the parent's own greedy answers (what SDFT's anchors match).
-        parent, cap = HFGenerator(model, tokenizer, params.eval.batch_size), params.train.max_completion_length
-        answers = anchor_answers(records, lambda prompts: parent.generate(prompts, cap))
+        answers = anchor_answers(records, lambda prompts: parent_answers(params, model, tokenizer, prompts))
         records = [r if a is None else {**r, "demonstration": a or "."} for r, a in zip(records, answers)]
     tokenizer.padding_side = "right"
     args = build_config(params, out_dir)
@@ -52,6 +51,21 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         processing_class=tokenizer,
         peft_config=lora_config(params.train),
     )
+
+
+def parent_answers(params: Params, model, tokenizer, prompts: list[str]) -> list[str]:
+    """The parent's greedy answers on the configured engine: vLLM when installed, as SDFT's anchors and the
+    evaluation write theirs (the baseline is not handicapped by the slower engine; the answers are the same)."""
+    cap = params.train.max_completion_length
+    if resolve_engine(params) != "vllm":
+        return HFGenerator(model, tokenizer, params.eval.batch_size).generate(prompts, cap)
+    from ..vllm_engine import VLLMEngine
+
+    engine = VLLMEngine(model.name_or_path, params)  # the checkpoint the model was loaded from: the parent
+    try:
+        return engine.generate(prompts, cap)
+    finally:
+        engine.close()  # its memory back before training starts
 
 
 def finish(trainer) -> dict:
