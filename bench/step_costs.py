@@ -9,10 +9,14 @@ each trainer runs `--warmup + --steps` optimizer steps and the table gives media
 - raw TRL `SDFTTrainer` with the same config (the paper's loss; no per-row views, weighting or SFT term).
 Phases are timed by wrapping the trainer's own methods; nothing else changes. Ratios: SDFT/SFT, ours/raw TRL.
 
+`--per-skill` adds the whole train stage on the first skill as the pipeline runs it (params.yaml as it is, replay
+included; `sdft.train.train_skill` after ingest): SDFT against SFT with the same replay, seconds and ratio.
+
 Variants (VARIANTS below, on the last engine): the pipeline's SDFT without its SFT term and token weighting (the
 like-for-like row against raw TRL), and with rollouts sized from the demonstrations (`sdft.rollout_length_factor`).
 
-Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm] [--set KEY=VALUE]
+Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm] [--per-skill]
+       [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sdft.data import read_records, validate_records  # noqa: E402
+from sdft.ingest import ingest_skill  # noqa: E402
 from sdft.models import load_model, load_tokenizer, resolve_model  # noqa: E402
 from sdft.prompts import as_model_prompt  # noqa: E402
 from sdft.params import add_params_arguments, params_from_args, with_overrides  # noqa: E402
 from sdft.recipes import sdft as sdft_recipe  # noqa: E402
 from sdft.recipes import sft as sft_recipe  # noqa: E402
+from sdft.train import train_skill  # noqa: E402
 
 
 class Phases(TrainerCallback):
@@ -100,6 +106,20 @@ def run(label: str, trainer, warmup: int) -> dict:
     return {"run": label, **row}
 
 
+def per_skill(params, work: Path) -> list[dict]:
+    """The first skill's whole train stage (model load, replay rows, the parent's anchor answers, every step, the
+    checkpoint write), once per method from the same ingested data and base model: what a skill costs in the pipeline."""
+    name, spec = next(iter(params.skills.items()))
+    data = work / "per-skill-data"
+    ingest_skill(params, spec, out_dir=data)
+    runs = []
+    for method, label in (("sdft", "SDFT"), ("sft", "SFT, same replay")):
+        p = with_overrides(params, {"train.method": method}, where=label)
+        m = train_skill(p, name, data, p.model.name_or_path, work / f"per-skill-{method}")
+        runs.append({"run": f"{label}: {name}", **m})
+    return runs
+
+
 # SDFT variants beside params.yaml's, as overrides on top of it (each one named in the table):
 # like-for-like with raw TRL (no SFT term, the paper's plain mean), and rollouts sized from the demonstrations.
 VARIANTS = {  # --variants name: (what the table calls it, the overrides)
@@ -115,12 +135,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--engines", default="hf,vllm")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"SDFT variants run on the last engine, from {list(VARIANTS)} ('' = none)")
+    ap.add_argument("--per-skill", action="store_true", help="also the first skill's whole train stage, SDFT vs SFT")
     args = ap.parse_args()
     from trl.experimental.sdft import SDFTTrainer
     from datasets import Dataset
 
     total = args.warmup + args.steps
-    params = with_overrides(params_from_args(args), {"train.max_steps": total, "replay.prior_fraction": 0.0,
+    configured = params_from_args(args)  # as the pipeline runs it: the per-skill rows
+    params = with_overrides(configured, {"train.max_steps": total, "replay.prior_fraction": 0.0,
                                                      "replay.anchor_fraction": 0.0, "train.save_steps": 0})
     skill = next(iter(params.skills.values()))
     path = resolve_model(params.model.name_or_path)
@@ -168,6 +190,16 @@ def main() -> None:
         cells = [f"{r[k]:.2f}" if k in r else "-" for k in phases]
         print(f"| {r['run']} | {r.get('cap', '-')} | " + " | ".join(cells)
               + f" | {r['step'] / sft_step:.2f} | {r['step'] / trl_step:.2f} |")
+    if not args.per_skill:
+        return
+    stage = per_skill(configured, work)
+    sft_seconds = stage[-1]["train_seconds"]
+    print("\nPer skill, the whole train stage (params.yaml as it is, replay included), seconds:\n")
+    print("| run | steps | train stage | rollouts | weight syncs | x SFT |")
+    print("|---|---|---|---|---|---|")
+    for r in stage:
+        print(f"| {r['run']} | {r['steps']} | {r['train_seconds']:.0f} | {r.get('rollout_seconds', '-')} | "
+              f"{r.get('weight_sync_seconds', '-')} | {r['train_seconds'] / sft_seconds:.2f} |")
 
 
 if __name__ == "__main__":
