@@ -3,7 +3,10 @@
 Rows: rollout throughput (sampled tokens/s, every rollout forced to the full length so both engines
 generate the same number of tokens), one SDFT optimizer step's wall time with each engine (median of
 the steps after the first, which carries warm-up), and the per-step weight sync into vLLM.
-Usage: OMP_NUM_THREADS=2 python bench/rollout_engines.py [--prompts 8] [--tokens 64] [--steps 4]
+`--eager-vs-compiled` measures instead vLLM with and without torch.compile (`rollout.enforce_eager`): engine start, rollout
+throughput, and whether both serve the same greedy answers after the same weight sync (a compiled graph must not
+keep serving the weights it was compiled with).
+Usage: OMP_NUM_THREADS=2 python bench/rollout_engines.py [--prompts 8] [--tokens 64] [--steps 4] [--eager-vs-compiled]
 """
 
 from __future__ import annotations
@@ -64,6 +67,39 @@ def throughput(run, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def eager_vs_compiled(params, path: str, model, prompt_ids: list[list[int]], tokens: int, repeats: int) -> dict:
+    """Per mode: engine start (s), rollout tokens/s, greedy answers after a sync of `model` with its weights nudged
+    (so the answers differ from the checkpoint's: a sync the engine ignored would show)."""
+    nudged = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in nudged.parameters():
+            t.add_(torch.randn_like(t) * 0.02 * t.std())
+    out = {}
+    for eager in (True, False):
+        p = copy.deepcopy(params)
+        p.rollout.enforce_eager = eager
+        start = time.perf_counter()
+        engine = VLLMEngine(path, p, max_num_seqs=len(prompt_ids))
+        started = time.perf_counter() - start
+        rate = throughput(lambda: vllm_rollouts(engine, prompt_ids, tokens), repeats)
+        before = engine.generate_ids(prompt_ids, tokens, temperature=0.0)
+        engine.sync(nudged)
+        out["eager" if eager else "compiled"] = (started, rate, before, engine.generate_ids(prompt_ids, tokens, temperature=0.0))
+        engine.close()
+    return out
+
+
+def print_eager_vs_compiled(modes: dict) -> None:
+    (e_start, e_rate, e_before, e_after), (c_start, c_rate, _, c_after) = modes["eager"], modes["compiled"]
+    print("\n| vLLM | eager | compiled | compiled / eager |\n|---|---|---|---|")
+    print(f"| engine start (s) | {e_start:.0f} | {c_start:.0f} | {c_start / e_start:.1f}x |")
+    print(f"| rollout throughput (tokens/s) | {e_rate:.0f} | {c_rate:.0f} | {c_rate / e_rate:.2f}x |")
+    same = sum(a == b for a, b in zip(e_after, c_after))
+    moved = sum(a != b for a, b in zip(e_before, e_after))
+    print(f"| greedy answers after the same sync | {len(e_after)} | {same} equal to eager's | "
+          f"({moved} of {len(e_after)} changed by the sync) |")
+
+
 def sdft_step_seconds(params, engine_name: str, path: str, records: list[dict], steps: int, out_dir: str):
     params = copy.deepcopy(params)
     params.rollout.engine = engine_name
@@ -87,6 +123,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64, help="tokens per rollout (params.yaml: 64)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=4, help="SDFT steps per engine (the first is not timed)")
+    ap.add_argument("--eager-vs-compiled", action="store_true", help="instead: vLLM with torch.compile against eager")
     args = ap.parse_args()
 
     params = load_params(args.params)
@@ -101,6 +138,9 @@ def main() -> None:
 
     model = load_model(path, params.model).eval()
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    if args.eager_vs_compiled:
+        print_eager_vs_compiled(eager_vs_compiled(params, path, model, prompt_ids, args.tokens, args.repeats))
+        return
     hf_rate = throughput(lambda: hf_rollouts(model, tokenizer, prompt_ids, args.tokens), args.repeats)
     engine = VLLMEngine(path, params, max_num_seqs=args.prompts)
     vllm_rate = throughput(lambda: vllm_rollouts(engine, prompt_ids, args.tokens), args.repeats)
