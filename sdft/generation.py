@@ -52,13 +52,15 @@ def resolve_engine(params: Params) -> str:
     return "hf"
 
 
-def make_generator(params: Params, model_path: str | Path) -> Generator:
-    """The evaluation generator for a checkpoint directory, on the configured engine."""
+def make_generator(params: Params, model_path: str | Path, model=None, tokenizer=None) -> Generator:
+    """The evaluation generator for a checkpoint directory, on the configured engine. `model`/`tokenizer`: that
+    checkpoint already loaded, used as they are by transformers instead of being read again (vLLM reads the folder)."""
     if resolve_engine(params) == "vllm":
         from .vllm_engine import VLLMEngine
 
         return VLLMEngine(model_path, params, max_num_seqs=params.eval.batch_size)
-    return HFGenerator(load_model(model_path, params.model), load_tokenizer(model_path, params.model.trust_remote_code),
+    return HFGenerator(model if model is not None else load_model(model_path, params.model),
+                       tokenizer if tokenizer is not None else load_tokenizer(model_path, params.model.trust_remote_code),
                        params.eval.batch_size)
 
 

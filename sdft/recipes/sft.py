@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from datasets import Dataset
 
-from ..generation import HFGenerator, resolve_engine
+from ..generation import make_generator
 from ..params import Params, SkillSpec
 from ..prompts import sft_rows
 from ..replay import anchor_answers
@@ -54,18 +54,15 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
 
 
 def parent_answers(params: Params, model, tokenizer, prompts: list[str]) -> list[str]:
-    """The parent's greedy answers on the configured engine: vLLM when installed, as SDFT's anchors and the
-    evaluation write theirs (the baseline is not handicapped by the slower engine; the answers are the same)."""
-    cap = params.train.max_completion_length
-    if resolve_engine(params) != "vllm":
-        return HFGenerator(model, tokenizer, params.eval.batch_size).generate(prompts, cap)
-    from ..vllm_engine import VLLMEngine
-
-    engine = VLLMEngine(model.name_or_path, params)  # the checkpoint the model was loaded from: the parent
+    """The parent's greedy answers on the evaluation's engine (vLLM when installed, as SDFT's anchors too: the
+    baseline is not handicapped by the slower engine; the answers are the same). `model` is still the parent here,
+    loaded from `model.name_or_path`."""
+    parent = make_generator(params, model.name_or_path, model, tokenizer)
     try:
-        return engine.generate(prompts, cap)
+        return parent.generate(prompts, params.train.max_completion_length)
     finally:
-        engine.close()  # its memory back before training starts
+        if hasattr(parent, "close"):  # a vLLM engine: its memory back before training starts
+            parent.close()
 
 
 def finish(trainer) -> dict:
