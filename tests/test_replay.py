@@ -186,6 +186,57 @@ def test_anchor_teacher_is_the_frozen_parent_and_sees_no_demonstration(two_skill
         assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, other, atol=1e-3)
 
 
+def _rows_seen(module) -> tuple[list[int], object]:
+    """Batch sizes of every forward through `module` (a hook, removed by the caller)."""
+    seen: list[int] = []
+    handle = module.register_forward_hook(lambda _m, args, kwargs, _out: seen.append(kwargs["input_ids"].size(0)),
+                                          with_kwargs=True)
+    return seen, handle
+
+
+def test_each_row_is_scored_by_one_teacher_only(two_skills, tiny_model_dir, tmp_path):
+    """Issue #14: an anchor row's teacher is the parent, so the EMA teacher is not forwarded on it (its logits
+    would be discarded), and the SFT term's forward holds only rows with a demonstration. The loss is the one
+    a whole-batch EMA teacher with the anchors overwritten gives (fp tolerance)."""
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    params.sdft.sft_weight, params.replay.anchor_skip_tokens = 0.3, 0
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+    trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path)
+    completion = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+    trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
+    step = [dict(trainer.train_dataset[i]) for i in range(8)]
+    batch = trainer._prepare_training_batch(step)
+    anchors = batch["anchor_mask"]
+    assert anchors.sum() == 2
+    assert batch["sft_input_ids"].size(0) == 6  # the anchors have no demonstration
+    with torch.no_grad():
+        for p in trainer.teacher_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    trainer.model.eval()
+    (ema, h1), (parent, h2), (student, h3) = (_rows_seen(m) for m in
+                                              (trainer.teacher_model, trainer.parent_model, trainer.model))
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, batch).item()
+    for h in (h1, h2, h3):
+        h.remove()
+    assert ema == [6] and parent == [2] and student == [8, 6]  # student: prompt + rollout, then the SFT rows
+
+    # The same loss the long way: every row through the EMA teacher, the anchors' logits then replaced.
+    with torch.no_grad():
+        full = super(type(trainer), trainer)._compute_teacher_student_logits(trainer.model, trainer.teacher_model, batch)
+        n = batch["completion_ids"].size(1)
+        full.teacher_logits[anchors] = trainer._forward_logits(
+            trainer.parent_model, batch["teacher_input_ids"][anchors], batch["teacher_attention_mask"][anchors], n)
+        mask = batch["completion_mask"]
+        full.loss_mask = torch.where(anchors.unsqueeze(1), mask, full.loss_mask)  # anchor_skip_tokens: 0
+        want = trainer._compute_self_distillation_loss(trainer.model, batch, full).item()
+        demo_rows = [{"prompt": ex["prompt"][-1]["content"], "demonstration": ex["demonstration"]}
+                     for ex in step if ex["demonstration"]]  # a row's prompt is its chat messages
+        want += 0.3 * independent_nll(trainer.model, tok, demo_rows).item()
+    assert loss == pytest.approx(want, rel=1e-4, abs=1e-5)
+
+
 def _greedy(model, tok, prompt: str, cap: int, stops: list[int]) -> list[int]:
     """transformers' own greedy decoding, through the first stop token (the rest is padding)."""
     enc = tok(render_prompt(prompt, tok), return_tensors="pt", add_special_tokens=False)

@@ -3,7 +3,7 @@
 1. **Per-row teacher views.** A row's `privileged_context` is the teacher's whole prompt, rendered by
    `sdft.prompts.teacher_view` with that row's own skill template, so replayed records of earlier skills
    (sdft/replay.py) keep the template of their kind. An anchor row's view is its prompt alone, and its
-   teacher is the **frozen parent** (the model the run started from), not the EMA teacher:
+   teacher is the **frozen parent** (the model the run started from), not the EMA teacher (which is not run on it):
    self-generated replay of general behaviour. Its tokens are a sampled rollout or, with
    `replay.anchor_rollouts: parent_greedy`, the parent's own greedy answer (a row's fixed `rollout`).
 2. **Disagreement weighting** (`sdft.disagreement_power` = g > 0). TRL averages the per-token divergence
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,13 @@ def disagreement_weights(per_token_div: torch.Tensor, loss_mask: torch.Tensor, p
     div = per_token_div.detach().clamp(min=0.0) * mask
     mean = div.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
     return mask * (div / mean.clamp(min=1e-8)) ** power
+
+
+class _NoTeacher:
+    """The teacher handed to TRL's logits method when this trainer scores the teacher rows itself: no rows."""
+
+    def __call__(self, input_ids, **_):
+        return SimpleNamespace(logits=torch.zeros((0, input_ids.size(1), 1)))
 
 
 class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
@@ -131,14 +139,20 @@ class PipelineSDFTTrainer(SDFTTrainer):
         return batch
 
     def _sft_tensors(self, inputs, prompt_ids, prompt_mask, device) -> dict[str, torch.Tensor]:
-        """Student prompt (the batch's own tokens, padding dropped) + demonstration + EOS per row, left-padded so
-        every demonstration ends at the right edge; the label mask covers the demonstration and EOS."""
+        """Student prompt (the batch's own tokens, padding dropped) + demonstration + EOS per row that has a
+        demonstration, left-padded so every demonstration ends at the right edge; the label mask covers the
+        demonstration and EOS. A row without one (an anchor) is left out: it adds nothing to the NLL's sum or count,
+        and its prompt would only cost a forward and backward."""
         ids, labels = [], []
         for p_ids, ex in zip((row[m.bool()].tolist() for row, m in zip(prompt_ids, prompt_mask)), inputs, strict=True):
             demo = ex.get("demonstration") or ""
-            d_ids = self._tokenizer(demo, add_special_tokens=False)["input_ids"] + [self._tokenizer.eos_token_id] if demo else []
+            if not demo:
+                continue
+            d_ids = self._tokenizer(demo, add_special_tokens=False)["input_ids"] + [self._tokenizer.eos_token_id]
             ids.append(torch.tensor(list(p_ids) + d_ids))
             labels.append(torch.tensor([0] * len(p_ids) + [1] * len(d_ids)))
+        if not ids:
+            return {}
         return {
             "sft_input_ids": pad(ids, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device),
             "sft_attention_mask": pad([torch.ones_like(t) for t in ids], padding_value=0, padding_side="left").to(device),
@@ -148,20 +162,16 @@ class PipelineSDFTTrainer(SDFTTrainer):
     # ------------------------------------------------------------ loss
 
     def _compute_teacher_student_logits(self, model, teacher_model, inputs):
-        logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
         anchors = inputs.get("anchor_mask")
         if self.parent_model is not None and anchors is not None and anchors.any():
-            with torch.no_grad():
-                parent = self._forward_logits(self.parent_model, inputs["teacher_input_ids"][anchors],
-                                              inputs["teacher_attention_mask"][anchors], logits.completion_ids.size(1))
-            teacher = logits.teacher_logits.clone()
-            teacher[anchors] = parent.to(teacher.dtype)
-            logits.teacher_logits = teacher
+            logits = self._logits_with_parent_on_anchors(model, teacher_model, inputs, anchors)
             if self.anchor_skip_tokens is not None:  # anchors' own skip (replay.anchor_skip_tokens)
                 completion_mask = inputs["completion_mask"]
                 positions = torch.arange(completion_mask.size(1), device=completion_mask.device).unsqueeze(0)
                 own = completion_mask * (positions >= self.anchor_skip_tokens).to(completion_mask.dtype)
                 logits.loss_mask = torch.where(anchors.unsqueeze(1), own, logits.loss_mask)
+        else:
+            logits = super()._compute_teacher_student_logits(model, teacher_model, inputs)
         if self.disagreement_power > 0 and self.args.distillation_mode == "sampled_token":
             # Its per-token loss is no divergence to rank by: weights come from the full-vocabulary one (a second
             # pass, only in this mode); TRL's loss is sum(loss * mask) / sum(mask), so a real mask is a weight.
@@ -169,6 +179,26 @@ class PipelineSDFTTrainer(SDFTTrainer):
                 div = compute_full_logit_self_distillation_loss(
                     logits.student_logits, logits.teacher_logits, distillation_alpha=self.args.distillation_alpha)
             logits.loss_mask = disagreement_weights(div, logits.loss_mask, self.disagreement_power)
+        return logits
+
+    def _logits_with_parent_on_anchors(self, model, teacher_model, inputs, anchors):
+        """TRL's student and teacher logits, with each anchor row's teacher logits from the frozen parent. The EMA
+        teacher is forwarded on the other rows only (TRL's method would score every row and the anchors' scores
+        would be thrown away). Rows are cut from the batch's own padded tensors, so each row's positions, and its
+        numbers, are those of a whole-batch forward."""
+        # TRL's own student forward and skip mask, its teacher handed no row (filled in below).
+        others = ~anchors
+        ids, mask = inputs["teacher_input_ids"], inputs["teacher_attention_mask"]
+        keep = inputs["completion_ids"].size(1)
+        logits = super()._compute_teacher_student_logits(
+            model, _NoTeacher(), {**inputs, "teacher_input_ids": ids[:0], "teacher_attention_mask": mask[:0]})
+        teacher = logits.student_logits.detach().new_empty(logits.student_logits.shape)
+        with torch.no_grad():
+            teacher[anchors] = self._forward_logits(self.parent_model, ids[anchors], mask[anchors], keep).to(teacher.dtype)
+            if others.any():
+                with self._get_teacher_context_for_self_distillation():
+                    teacher[others] = self._forward_logits(teacher_model, ids[others], mask[others], keep).to(teacher.dtype)
+        logits.teacher_logits = teacher
         return logits
 
     def _compute_self_distillation_loss(self, model, inputs, logits):
