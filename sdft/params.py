@@ -159,6 +159,13 @@ class SdftParams:
     # costs generation, teacher and student work (issue #14). 0 = train.max_completion_length for every skill.
     rollout_length_factor: float = within(0, default=0.0)
     temperature: float = within(0, lo_open=True, default=1.0)
+    # How rollouts are sampled, not what the loss matches: the student still matches the teacher's full
+    # distribution at every position of a rollout. A small model's temperature-1 samples wander into its long tail
+    # (other languages, symbols) after a few tokens, and the loss is then taken in contexts the model never meets
+    # when it answers greedily. min_p > 0 drops tokens below min_p x the likeliest token's probability while
+    # sampling; top_p < 1 keeps the smallest set holding that much probability. 0 / 1 = off (the paper's plain samples).
+    min_p: float = within(0, 1, hi_open=True, default=0.0)
+    top_p: float = within(0, 1, lo_open=True, default=1.0)
     teacher_template: str = PAPER_TEACHER_TEMPLATE
     # Per skill kind overrides of `teacher_template` (a skill's `kind` selects one).
     teacher_templates: dict[str, str] = field(default_factory=dict)

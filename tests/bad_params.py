@@ -12,7 +12,7 @@ BAD_VALUES = [
     ("train", "method", "rl"), ("train", "seed", "x"), ("train", "weight_decay", -0.1), ("eval", "batch_size", 0),
     ("eval", "max_new_tokens", -1), ("sdft", "disagreement_power", -1), ("sdft", "sft_weight", -0.5),
     ("sdft", "teacher_update_rate", 0), ("sdft", "teacher_update_rate", 1.5), ("sdft", "distillation_mode", "kl"),
-    ("sdft", "num_generations", 0), ("sdft", "temperature", 0), ("sdft", "generate_from_teacher", "yes please"),
+    ("sdft", "num_generations", 0), ("sdft", "temperature", 0), ("sdft", "min_p", 1.0), ("sdft", "top_p", 0), ("sdft", "generate_from_teacher", "yes please"),
     ("gate", "max_prior_drop", 5), ("gate", "max_general_drop", -0.1), ("gate", "min_new_score", 2),
     ("model", "dtype", "float64"), ("rollout", "engine", "vlm"), ("rollout", "gpu_memory_utilization", 0),
     ("data", "eval_fraction", 2.0), ("data", "eval_fraction", 1.0), ("data", "max_file_mb", 0),

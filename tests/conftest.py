@@ -89,3 +89,15 @@ def params(tmp_path, tiny_model_dir) -> Params:
     # The vLLM path has its own tests (test_vllm_engine.py) on a vLLM-sized tiny model.
     p.rollout.engine = "hf"
     return p
+
+
+def sampled_ratios(model, prompt_ids, completions) -> list[float]:
+    """For every sampled token: its probability / the likeliest token's, under the weights that sampled it."""
+    import torch  # here, not at the top: conftest loads before every test, most need no torch
+    ratios = []
+    with torch.no_grad():
+        for p, c in zip(prompt_ids, completions):
+            probs = model(torch.tensor([list(p) + list(c)])).logits[0, len(p) - 1:-1].float().softmax(-1)
+            ratios += (probs[torch.arange(len(c)), torch.tensor(c)] / probs.max(-1).values).tolist()
+    return ratios
+

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import fact_records, short_sdft_run
+from conftest import fact_records, sampled_ratios, short_sdft_run
 from sdft.params import PAPER_TEACHER_TEMPLATE
 from sdft.recipes import sdft as sdft_recipe
 from sdft.train import train_skill
@@ -225,3 +225,26 @@ def test_rollouts_stop_at_the_length_the_demonstrations_call_for(params, tiny_mo
     assert make_trainer(params, tiny_model_dir, records, tmp_path)[0].max_completion_length == 40
     params.sdft.rollout_length_factor = 0.0
     assert make_trainer(params, tiny_model_dir, records, tmp_path)[0].max_completion_length == 40
+
+
+def test_min_p_trims_how_rollouts_are_sampled_and_leaves_the_loss_alone(params, tiny_model_dir, tmp_path):
+    """sdft.min_p: no rollout token below min_p x the likeliest token's probability (without it, some are), and
+    the loss on given rollouts is the same number: the student still matches the teacher's full distribution."""
+    records = fact_records(4)
+    params.train.max_completion_length = 12
+    ratios, losses = {}, {}
+    for min_p in (0.0, 0.5):
+        params.sdft.min_p = min_p
+        trainer, tok = make_trainer(params, tiny_model_dir, records, tmp_path / f"p{min_p}")
+        trainer.model.eval()
+        rows = [dict(trainer.train_dataset[i]) for i in range(4)]
+        torch.manual_seed(0)
+        prompt_ids, completions = trainer._generate(trainer._tokenize_prompts([r["prompt"] for r in rows]))
+        ratios[min_p] = sampled_ratios(trainer.model, prompt_ids, completions)
+        fixed = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+        trainer._generate = lambda ids: (ids, [list(fixed)] * len(ids))
+        with torch.no_grad():
+            losses[min_p] = trainer.compute_loss(trainer.model, trainer._prepare_training_batch(rows)).item()
+    assert min(ratios[0.5]) >= 0.5 - 1e-4
+    assert min(ratios[0.0]) < 0.5  # the untrimmed samples do reach below it: the bound above is min_p's doing
+    assert losses[0.5] == losses[0.0]

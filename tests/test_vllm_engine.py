@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import fact_records, short_sdft_run
+from conftest import fact_records, sampled_ratios, short_sdft_run
 from sdft.data import write_skill
 from sdft.errors import SdftError
 from sdft.generation import HFGenerator, resolve_engine
@@ -46,6 +46,23 @@ def hf_prompt_logprobs(model, ids: list[int]) -> torch.Tensor:
 
 def prompt_ids(tok, records):
     return [tok(render_prompt(r["prompt"], tok), add_special_tokens=False)["input_ids"] for r in records]
+
+
+def test_vllm_rollouts_are_sampled_with_min_p(vparams, vllm_model_dir, tmp_path):
+    """sdft.min_p reaches the engine: no rollout token below min_p x the likeliest token's probability."""
+    from sdft.recipes import sdft as sdft_recipe
+
+    vparams.sdft.min_p = 0.5
+    vparams.train.max_completion_length = 12
+    records = fact_records(4)
+    tok = AutoTokenizer.from_pretrained(vllm_model_dir)
+    trainer = sdft_recipe.build_trainer(vparams, vparams.skill("facts"), records,
+                                        AutoModelForCausalLM.from_pretrained(vllm_model_dir), tok, tmp_path / "trainer")
+    try:
+        ids, completions = trainer._sample(prompt_ids(tok, records))
+        assert min(sampled_ratios(trainer.model.eval(), ids, completions)) >= 0.5 - 1e-3
+    finally:
+        trainer.engine.close()
 
 
 def test_after_an_sdft_step_the_sync_makes_vllm_match_the_trained_model(vparams, vllm_model_dir, tmp_path):

@@ -40,6 +40,8 @@ def build_config(params: Params, skill: SkillSpec, out_dir: Path):
         num_generations=sp.num_generations,
         generate_from_teacher=sp.generate_from_teacher,
         temperature=sp.temperature,
+        top_p=sp.top_p,
+        min_p=sp.min_p or None,  # TRL: None = off
         teacher_model_kind=sp.teacher_model_kind,
         teacher_update_rate=sp.teacher_update_rate,
         teacher_sync_steps=sp.teacher_sync_steps,
