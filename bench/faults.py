@@ -48,6 +48,7 @@ from tiny_model import build_tiny_model  # noqa: E402
 from workspace import broken_copy, env, make_workspace, registry_state, sh, versions  # noqa: E402
 
 SKILL = "facts_a"
+LOCK_REPAIRS: list[int] = []  # kills that cut dvc.lock short, each recovered with the fix `sdft status` gave
 STAGES = ("train", "evaluate", "register")
 USER_PATHS = ("skills", "sdft", "flows", "params.yaml", "dvc.yaml", "prefect.yaml")
 
@@ -143,7 +144,17 @@ def recover(ws: Path) -> str:
     and resume folders are then removed by the next `sdft` command, whichever it is."""
     res = dvc(ws, "repro", check=False)
     if res.returncode != 0:
-        return f"rerun failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}"
+        # A kill while DVC rewrote dvc.lock (in place) leaves it cut short; `sdft status` must say so and give the
+        # fix, and the fix it gives must bring everything back (the invariants are checked after it).
+        status = subprocess.run([str(Path(sys.executable).parent / "sdft"), "status"], cwd=ws, env=env(ws),
+                                capture_output=True, text=True, timeout=300)
+        if "dvc.lock is cut short" not in status.stdout or "mv dvc.lock dvc.lock.broken" not in status.stdout:
+            return f"rerun failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}"
+        LOCK_REPAIRS.append(len(LOCK_REPAIRS) + 1)
+        (ws / "dvc.lock").rename(ws / f"dvc.lock.broken-{len(LOCK_REPAIRS)}")
+        res = dvc(ws, "repro", check=False)
+        if res.returncode != 0:
+            return f"rerun after the dvc.lock fix failed: {(res.stderr or res.stdout).strip().splitlines()[-1:]}"
     subprocess.run([str(Path(sys.executable).parent / "sdft"), "status"], cwd=ws, env=env(ws), capture_output=True,
                    timeout=300)
     return ""
@@ -442,6 +453,9 @@ def main() -> int:
              "| fault | runs | invariant violations |", "|---|---|---|"]
     for name, runs, found in rows:
         lines.append(f"| {name} | {runs} | {len(found)}{': ' + '; '.join(found[:3]) if found else ''} |")
+    if LOCK_REPAIRS:
+        lines += ["", f"dvc.lock was cut short by {len(LOCK_REPAIRS)} kill(s) (DVC rewrites it in place); each time "
+                  "`sdft status` named it and the fix, and the invariants above were checked after that fix."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -43,19 +43,42 @@ def staging_dir(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-{os.getpid()}-", dir=out_dir.parent))
 
 
-def _alive(pid: int) -> bool:
+def _started_at(pid: int) -> float | None:
+    """When process (or thread) `pid` started, in seconds since the epoch; None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _alive(pid: int, owner_before: float | None = None) -> bool:
+    """Whether `pid` still runs *as the owner*: a process started after `owner_before` (what the owner wrote
+    already existed then) only reuses the number. Busy machines wrap PIDs around (32768 on many Linux systems,
+    and every thread takes one), so a killed run's PID can belong to a new process minutes later."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    started = _started_at(pid) if owner_before is not None else None
+    return started is None or started <= owner_before + 2.0  # /proc's boot time has 1 s resolution
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _stale(folder: Path, target_name: str | None = None) -> bool:
     m = _TEMP.match(folder.name)
-    return bool(m) and folder.is_dir() and target_name in (None, m["name"]) and not _alive(int(m["pid"]))
+    return (bool(m) and folder.is_dir() and target_name in (None, m["name"])
+            and not _alive(int(m["pid"]), owner_before=_mtime(folder)))
 
 
 def remove_stale_temporaries(out_dir: Path) -> list[Path]:
@@ -77,7 +100,7 @@ def sweep_leftovers(root: Path) -> list[Path]:
     removed = [f for f in root.rglob(".*-*") if _stale(f)]
     for stamp in root.rglob("*.resume/fingerprint"):
         fingerprint, pid = _read_stamp(stamp)
-        if pid is None or _alive(pid):
+        if pid is None or _alive(pid, owner_before=_mtime(stamp)):
             continue
         folder = stamp.parent
         checkpoint = folder.with_name(folder.name.removesuffix(".resume"))

@@ -21,13 +21,36 @@ from .params import Params
 SKILL_STAGES = ("ingest", "train", "evaluate", "gate", "register")
 
 
+# DVC rewrites dvc.lock in place (open "w+", then the YAML): a `dvc` process killed in that moment leaves it cut
+# short, and every later DVC command refuses the whole project. The outputs are safe in DVC's cache and run cache.
+BROKEN_LOCK = ("dvc.lock is cut short or damaged (a `dvc` process was killed while writing it: DVC rewrites the "
+               "file in place), so DVC cannot read the project")
+BROKEN_LOCK_FIX = ("`git checkout dvc.lock` (the last committed one) or `mv dvc.lock dvc.lock.broken`, then "
+                   "`dvc repro`: stages DVC already ran come back from its run cache without running again")
+
+
+def explain_dvc_error(output: str) -> tuple[str, str] | None:
+    """(cause, fix) for a DVC failure this project knows (today: an unreadable dvc.lock), else None."""
+    if "dvc.lock' validation failed" in output or ("dvc.lock" in output and "unable to read" in output.lower()):
+        return BROKEN_LOCK, BROKEN_LOCK_FIX
+    return None
+
+
 def _dvc_changed(proc: subprocess.Popen) -> tuple[set[str], str | None]:
     """Stage names `dvc status` reports as changed, or an error line when DVC cannot answer."""
     out, err = proc.communicate()
     if proc.returncode != 0:
         lines = (err or out).strip().splitlines()
+        if known := explain_dvc_error(err + out):
+            return set(), f"{known[0]}. Fix: {known[1]}."
         return set(), lines[-1] if lines else f"dvc status exited {proc.returncode}"
     return set(json.loads(out or "{}")), None
+
+
+def _locked_stages(lock_file: Path) -> set[str]:
+    if not lock_file.exists():
+        return set()
+    return set((yaml.safe_load(lock_file.read_text()) or {}).get("stages", {}))
 
 
 def _read(path: Path) -> dict | None:
@@ -43,9 +66,8 @@ def chain_status(params: Params, root: Path = Path("."), read_aliases: Callable[
     dvc = subprocess.Popen([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     registry_aliases = read_aliases() if read_aliases else {}
-    lock_file = root / "dvc.lock"
-    locked = set((yaml.safe_load(lock_file.read_text()) or {}).get("stages", {})) if lock_file.exists() else set()
     changed, dvc_error = _dvc_changed(dvc)
+    locked = set() if dvc_error and dvc_error.startswith(BROKEN_LOCK) else _locked_stages(root / "dvc.lock")
     rows = []
     for skill in params.skills:
         stages = [f"{stage}@{skill}" for stage in SKILL_STAGES]

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from sdft.errors import SdftError
 from sdft.params import Params
-from sdft.status import SKILL_STAGES  # the per-skill stages of dvc.yaml, in order
+from sdft.status import SKILL_STAGES, explain_dvc_error  # SKILL_STAGES: the per-skill stages of dvc.yaml, in order
 
 LOCK_FILE = ".sdft-pipeline.lock"
 
@@ -53,6 +53,9 @@ def repro(stage: str, root: str | Path = ".", echo: bool = True) -> str:
     proc.wait()
     output = b"".join(chunks).decode("utf-8", "replace").replace("\r", "\n").strip()
     if proc.returncode != 0:
+        if known := explain_dvc_error(output):  # DVC could not start the stage at all
+            raise SdftError(f"stage {stage} did not start: {known[0]}", where=str(Path(root).resolve() / "dvc.lock"),
+                            fix=known[1] + ".")
         raise SdftError(f"stage {stage} failed: {failure_cause(output)}", where=str(Path(root).resolve() / "dvc.yaml"),
                         fix="read the stage output above; fix the cause and rerun (finished stages are kept).")
     return output

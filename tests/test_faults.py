@@ -491,3 +491,53 @@ def test_leftovers_of_killed_commands_are_swept_and_live_ones_kept(tmp_path):
     # a dead run's temporary folder; resume state made redundant by the checkpoint in place; one with no step saved
     assert sorted(removed) == sorted([left, resume["done"], resume["empty"]])
     assert mine.exists() and user.exists() and resume["cut"].exists() and resume["live"].exists()
+
+
+def test_a_killed_runs_leftovers_are_swept_when_its_pid_now_belongs_to_a_newer_process(tmp_path):
+    """PIDs wrap around on a busy machine (every thread takes one): a leftover whose PID is alive again, but in a
+    process started after the leftover was written, is the killed run's and is swept; the owner's own is kept."""
+    from sdft.outputs import sweep_leftovers
+
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # started after the leftovers
+    try:
+        ckpts = tmp_path / "artifacts" / "checkpoints"
+        hour_ago = __import__("time").time() - 3600
+        left = ckpts / f".facts-{newer.pid}-abc123_x"
+        left.mkdir(parents=True)
+        resume = ckpts / "done.resume"
+        (resume / "checkpoint-2").mkdir(parents=True)
+        (resume / "checkpoint-2" / "trainer_state.json").write_text("{}")
+        (resume / "fingerprint").write_text(f"fp {newer.pid}")
+        (ckpts / "done").mkdir()
+        (ckpts / "done.train_metrics.json").write_text(json.dumps({"run_fingerprint": "fp"}))
+        own = ckpts / f".other-{os.getpid()}-def456_y"  # this process's, written after it started: kept
+        own.mkdir()
+        for path in (left, resume / "fingerprint"):
+            os.utime(path, (hour_ago, hour_ago))
+        assert sorted(sweep_leftovers(tmp_path / "artifacts")) == sorted([left, resume])
+        assert own.exists()
+    finally:
+        newer.kill()
+        newer.wait()
+
+
+# ---------------------------------------------------------------- a dvc.lock cut short by a killed `dvc`
+
+
+def test_a_cut_short_dvc_lock_is_named_with_its_fix_by_status_and_the_flow(project):
+    """DVC rewrites dvc.lock in place; a `dvc` killed mid-write leaves it cut short and DVC then refuses the whole
+    project with a schema error. `sdft status` and the flow's stage runner name the file and the fix instead."""
+    from tasks.dvc import repro
+
+    (project / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=project, check=True,
+                   env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    # What a kill leaves: the lock's first bytes, ending inside an `outs` list (as DVC's 8 KiB write buffer does).
+    (project / "dvc.lock").write_text("schema: '2.0'\nstages:\n  base:\n    cmd: sdft base\n    outs:\n    - path")
+    res = run_cli(project, "status")
+    assert res.returncode == 1
+    assert "dvc.lock is cut short" in res.stdout and "Fix: `git checkout dvc.lock`" in res.stdout
+    with pytest.raises(SdftError, match="dvc.lock is cut short") as err:
+        repro("base", root=project, echo=False)
+    assert str(project / "dvc.lock") in str(err.value) and "mv dvc.lock dvc.lock.broken" in str(err.value)
