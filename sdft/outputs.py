@@ -43,29 +43,35 @@ def staging_dir(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-{os.getpid()}-", dir=out_dir.parent))
 
 
-def _started_at(pid: int) -> float | None:
-    """When process (or thread) `pid` started, in seconds since the epoch; None where /proc cannot tell."""
+def _proc_stat(pid: int) -> tuple[str, float] | None:
+    """(state, start time in seconds since the epoch) of process or thread `pid`; None where /proc cannot tell."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks
+        return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # stat fields 3 and 22
     except (OSError, ValueError, IndexError, StopIteration):
         return None
 
 
 def _alive(pid: int, owner_before: float | None = None) -> bool:
-    """Whether `pid` still runs *as the owner*: a process started after `owner_before` (what the owner wrote
-    already existed then) only reuses the number. Busy machines wrap PIDs around (32768 on many Linux systems,
-    and every thread takes one), so a killed run's PID can belong to a new process minutes later."""
+    """Whether `pid` still runs *as the owner*. A killed process whose parent died with it lingers as a zombie
+    until init reaps it (seconds, for one with many threads): it runs nothing. And a process started after
+    `owner_before` (what the owner wrote already existed then) only reuses the number: busy machines wrap PIDs
+    around (32768 on many Linux systems, and every thread takes one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    started = _started_at(pid) if owner_before is not None else None
-    return started is None or started <= owner_before + 2.0  # /proc's boot time has 1 s resolution
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    state, started = stat
+    if state in ("Z", "X"):
+        return False
+    return owner_before is None or started <= owner_before + 2.0  # /proc's boot time has 1 s resolution
 
 
 def _mtime(path: Path) -> float | None:

@@ -541,3 +541,19 @@ def test_a_cut_short_dvc_lock_is_named_with_its_fix_by_status_and_the_flow(proje
     with pytest.raises(SdftError, match="dvc.lock is cut short") as err:
         repro("base", root=project, echo=False)
     assert str(project / "dvc.lock") in str(err.value) and "mv dvc.lock dvc.lock.broken" in str(err.value)
+
+
+def test_a_zombie_owner_does_not_keep_its_leftovers(tmp_path):
+    """A run killed with its parent lingers as a zombie until init reaps it; it runs nothing, so its temporary
+    folder is swept at once (the fault suite's kill during train met exactly this)."""
+    from sdft.outputs import sweep_leftovers
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        __import__("time").sleep(0.05)  # exited, not yet reaped: a zombie
+    try:
+        left = tmp_path / "artifacts" / "checkpoints" / f".facts-{child.pid}-abc123_x"
+        left.mkdir(parents=True)
+        assert sweep_leftovers(tmp_path / "artifacts") == [left]
+    finally:
+        child.wait()
