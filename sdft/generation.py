@@ -30,6 +30,9 @@ class Generator(Protocol):
 
     def greedy_ids(self, prompts: list, max_new_tokens: int) -> list[list[int]]: ...
 
+    def close(self) -> None:
+        """Give back what the engine holds (a vLLM engine's KV cache and weights); nothing for transformers."""
+
 
 def through_first_stop(ids: list[int], stops: list[int]) -> list[int]:
     """An answer's tokens up to and including its stop token (what follows is padding); all of them if it has none."""
@@ -68,6 +71,9 @@ class HFGenerator:
     def __init__(self, model, tokenizer, batch_size: int = 16, progress: bool = True):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.batch_size, self.progress = batch_size, progress
+
+    def close(self) -> None:
+        """The model belongs to the caller (it may go on to train): nothing to free here."""
 
     def generate(self, prompts: list, max_new_tokens: int) -> list[str]:
         return [self.tokenizer.decode(ids, skip_special_tokens=True).strip()

@@ -61,8 +61,7 @@ def parent_answers(params: Params, model, tokenizer, prompts: list[str]) -> list
     try:
         return parent.generate(prompts, params.train.max_completion_length)
     finally:
-        if hasattr(parent, "close"):  # a vLLM engine: its memory back before training starts
-            parent.close()
+        parent.close()  # a vLLM engine's memory back before training starts
 
 
 def finish(trainer) -> dict:
