@@ -15,8 +15,11 @@ included; `sdft.train.train_skill` after ingest): SDFT against SFT with the same
 Variants (VARIANTS below, on the last engine): the pipeline's SDFT without its SFT term and token weighting (the
 like-for-like row against raw TRL), and with rollouts sized from the demonstrations (`sdft.rollout_length_factor`).
 
-Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm] [--per-skill]
-       [--set KEY=VALUE]
+The like-for-like pair (the like-trl variant and raw TRL) runs `--pairs` times in alternating order, its steps
+pooled: on a shared 2-core machine the rollout phase alone drifts by more than the 5% bar between two runs.
+
+Usage: OMP_NUM_THREADS=2 python bench/step_costs.py [--steps 5] [--warmup 1] [--engines hf,vllm] [--pairs 3]
+       [--per-skill] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -92,18 +95,36 @@ def instrument(trainer, phases: Phases) -> None:
     trainer.add_callback(phases)
 
 
-def run(label: str, trainer, warmup: int) -> dict:
+def timed_steps(trainer, warmup: int) -> list[dict]:
+    """Train, timing each phase; the steps after the warm-up. The module-level divergence is unwrapped afterwards so a
+    trainer built later is timed once, not through every earlier wrapper."""
+    import sdft.recipes.sdft_trainer as ours
+    import trl.experimental.sdft.sdft_trainer as trl_sdft
+
+    name = "compute_full_logit_self_distillation_loss"
+    originals = [(module, getattr(module, name)) for module in (ours, trl_sdft)]
     phases = Phases()
     instrument(trainer, phases)
-    trainer.train()
-    if hasattr(trainer, "engine"):
-        trainer.engine.close()
-    timed = phases.steps[warmup:]
-    keys = sorted({k for s in timed for k in s})
-    row = {k: statistics.median(s.get(k, 0.0) for s in timed) for k in keys}
+    try:
+        trainer.train()
+    finally:
+        for module, fn in originals:
+            setattr(module, name, fn)
+        if hasattr(trainer, "engine"):
+            trainer.engine.close()
+    return phases.steps[warmup:]
+
+
+def summarize(label: str, steps: list[dict]) -> dict:
+    keys = sorted({k for s in steps for k in s})
+    row = {k: statistics.median(s.get(k, 0.0) for s in steps) for k in keys}
     named = sum(v for k, v in row.items() if k != "step")
     row["rest (backward, optimizer, batch)"] = max(row["step"] - named, 0.0)
     return {"run": label, **row}
+
+
+def run(label: str, trainer, warmup: int) -> dict:
+    return summarize(label, timed_steps(trainer, warmup))
 
 
 def per_skill(params, work: Path) -> list[dict]:
@@ -135,6 +156,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--engines", default="hf,vllm")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"SDFT variants run on the last engine, from {list(VARIANTS)} ('' = none)")
+    ap.add_argument("--pairs", type=int, default=1, help="runs of the like-trl variant and raw TRL, in alternating "
+                    "order, their steps pooled (the like-for-like ratio; also printed pair by pair)")
     ap.add_argument("--per-skill", action="store_true", help="also the first skill's whole train stage, SDFT vs SFT")
     args = ap.parse_args()
     from trl.experimental.sdft import SDFTTrainer
@@ -151,38 +174,68 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="step-costs-"))
     engines = args.engines.split(",")
     runs = [(f"SDFT ({e})", {"rollout.engine": e}) for e in engines]
+    like_trl = None  # (label, overrides): run beside raw TRL in alternating pairs, below
     for name in filter(None, args.variants.split(",")):
         if name not in VARIANTS:
             ap.error(f"--variants: {name!r} is not one of {list(VARIANTS)}")
         title, overrides = VARIANTS[name]
-        runs.append((f"SDFT ({engines[-1]}), {title}", {"rollout.engine": engines[-1], **overrides}))
+        variant = (f"SDFT ({engines[-1]}), {title}", {"rollout.engine": engines[-1], **overrides})
+        if name == "like-trl":
+            like_trl = variant
+        else:
+            runs.append(variant)
+
+    def build_ours(label, overrides, i):
+        p = with_overrides(params, overrides, where=label)
+        trainer = sdft_recipe.build_trainer(p, skill, records, load_model(path, p.model, for_training=True),
+                                            load_tokenizer(path), work / f"sdft-{i}")
+        return trainer, trainer.max_completion_length
+
+    def raw_trl(i):
+        # Raw TRL: the same SDFTConfig (every knob set as the pipeline sets it), TRL's own trainer and teacher prompt.
+        tok = load_tokenizer(path)
+        tok.padding_side = "left"
+        config = sdft_recipe.build_config(with_overrides(params, {"rollout.engine": "hf"}), skill, work / f"trl-{i}")
+        config.max_completion_length = sdft_recipe.rollout_cap(params, records, tok)  # the same rollout length as ours
+        # The same chat-rendered student prompt as ours (a plain string would skip the chat template and its system turn).
+        trl_rows = [{"prompt": as_model_prompt(r["prompt"], tok), "privileged_context": r["demonstration"]} for r in records]
+        trainer = SDFTTrainer(model=load_model(path, params.model, for_training=True), args=config,
+                              train_dataset=Dataset.from_list(trl_rows), processing_class=tok)
+        return trainer, config.max_completion_length
+
     rows = []
     for i, (label, overrides) in enumerate(runs):
-        p = with_overrides(params, overrides, where=label)
-        tok = load_tokenizer(path)
-        trainer = sdft_recipe.build_trainer(p, skill, records, load_model(path, p.model, for_training=True), tok,
-                                            work / f"sdft-{i}")
-        rows.append({**run(label, trainer, args.warmup), "cap": trainer.max_completion_length})
+        trainer, cap = build_ours(label, overrides, i)
+        rows.append({**run(label, trainer, args.warmup), "cap": cap})
     tok = load_tokenizer(path)
     sft = sft_recipe.build_trainer(params, skill, records, load_model(path, params.model, for_training=True), tok,
                                    work / "sft")
     rows.append(run("SFT", sft, args.warmup))
-    # Raw TRL: the same SDFTConfig (every knob set as the pipeline sets it), TRL's own trainer and teacher prompt.
-    tok = load_tokenizer(path)
-    tok.padding_side = "left"
-    config = sdft_recipe.build_config(with_overrides(params, {"rollout.engine": "hf"}), skill, work / "trl")
-    config.max_completion_length = sdft_recipe.rollout_cap(params, records, tok)  # the same rollout length as ours
-    # The same chat-rendered student prompt as ours (a plain string would skip the chat template and its system turn).
-    trl_rows = [{"prompt": as_model_prompt(r["prompt"], tok), "privileged_context": r["demonstration"]} for r in records]
-    raw = SDFTTrainer(model=load_model(path, params.model, for_training=True), args=config,
-                      train_dataset=Dataset.from_list(trl_rows), processing_class=tok)
-    rows.append({**run("raw TRL SDFTTrainer (hf)", raw, args.warmup), "cap": config.max_completion_length})
+    # Like for like: the like-trl variant and raw TRL run in alternating order (AB, BA, ...) --pairs times and their
+    # steps are pooled, so the machine's drift over the run (the rollout phase's own noise exceeds the 5% bar) falls
+    # on both sides alike.
+    pooled: dict[str, list[dict]] = defaultdict(list)
+    caps, pair_ratios = {}, []
+    contenders = [("raw TRL SDFTTrainer (hf)", raw_trl)]
+    if like_trl is not None:
+        contenders.insert(0, (like_trl[0], lambda i: build_ours(*like_trl, f"like-{i}")))
+    for k in range(args.pairs):
+        steps = {}
+        for label, build in (contenders if k % 2 == 0 else contenders[::-1]):
+            trainer, caps[label] = build(k)
+            steps[label] = timed_steps(trainer, args.warmup)
+            pooled[label] += steps[label]
+        if like_trl is not None:
+            ours_s, trl_s = (statistics.median(s["step"] for s in steps[c[0]]) for c in contenders)
+            pair_ratios.append(ours_s / trl_s)
+    rows += [{**summarize(label, pooled[label]), "cap": caps[label]} for label, _ in contenders]
 
     phases = ["rollout", "weight sync", "teacher forward", "student forward", "divergence", "EMA update",
               "rest (backward, optimizer, batch)", "step"]
     sft_step = next(r["step"] for r in rows if r["run"] == "SFT")
     trl_step = next(r["step"] for r in rows if r["run"].startswith("raw TRL"))
-    print(f"\nOne optimizer step, median of {args.steps} after {args.warmup} warm-up, seconds "
+    print(f"\nOne optimizer step, median of {args.steps} after {args.warmup} warm-up ({args.steps * args.pairs} pooled "
+          f"over {args.pairs} alternating runs for the like-for-like pair), seconds "
           f"({params.train.per_device_train_batch_size} prompts, rollout caps in the table):\n")
     print("| run | rollout cap | " + " | ".join(phases) + " | x SFT | x raw TRL |")
     print("|---" * (len(phases) + 4) + "|")
@@ -190,6 +243,10 @@ def main() -> None:
         cells = [f"{r[k]:.2f}" if k in r else "-" for k in phases]
         print(f"| {r['run']} | {r.get('cap', '-')} | " + " | ".join(cells)
               + f" | {r['step'] / sft_step:.2f} | {r['step'] / trl_step:.2f} |")
+    if pair_ratios:
+        print(f"\nLike for like (ours without SFT term and weighting / raw TRL), step medians pair by pair, "
+              f"alternating order: {', '.join(f'{r:.2f}' for r in pair_ratios)}; pooled: "
+              f"{rows[-2]['step'] / rows[-1]['step']:.2f}")
     if not args.per_skill:
         return
     stage = per_skill(configured, work)
