@@ -214,6 +214,9 @@ class RolloutParams:
     gpu_memory_utilization: float = within(0, 1, lo_open=True, default=0.3)
     # CUDA graphs / torch.compile warm-up costs more than it saves on short CPU runs.
     enforce_eager: bool = True
+    # vLLM: write step k+1's rollouts while step k trains, with step k's starting weights (one update old, as
+    # asynchronous RL trainers do). Hides generation on a GPU; on a CPU both compete for the same cores.
+    overlap: bool = False
 
 
 @dataclass

@@ -200,3 +200,68 @@ def test_sft_anchor_answers_come_from_vllm_and_equal_the_hf_answers(vparams, vll
            for i in range(3, 6)]
     assert len(started) == 1 and started[0].llm is None  # closed before training
     assert got == [w or "." for w in want] and any(want)
+
+
+def test_overlap_writes_the_next_steps_rollouts_during_this_step_from_weights_one_update_old(vparams, vllm_model_dir,
+                                                                                            tmp_path):
+    """rollout.overlap: step k+1's rollouts are written while step k trains, from the weights step k started with.
+    Step 1's rollouts are then exactly the untrained model's samples at step 1's seeds; without overlap (the run
+    beside it) they are the updated model's, which differ."""
+    from transformers import TrainerCallback
+
+    from sdft.recipes import sdft as sdft_recipe
+
+    vparams.train.max_steps = 3
+    vparams.train.warmup_ratio = 0.0
+    vparams.train.learning_rate = 3e-2  # one step moves the samples
+    records = fact_records(16)
+    tok = AutoTokenizer.from_pretrained(vllm_model_dir)
+
+    class WrittenAhead(TrainerCallback):  # at the end of step k: is step k+1's generation already under way?
+        def __init__(self, trainer):
+            self.trainer, self.ahead_for = trainer, []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            ahead = self.trainer._ahead
+            self.ahead_for.append(ahead.step if ahead is not None else None)
+
+    def run(overlap: bool):
+        vparams.rollout.overlap = overlap
+        trainer = sdft_recipe.build_trainer(vparams, vparams.skill("facts"), records,
+                                            AutoModelForCausalLM.from_pretrained(vllm_model_dir), tok,
+                                            tmp_path / f"trainer-{overlap}")
+        sampled, sample = [], trainer._sample
+        trainer._sample = lambda ids: sampled.append(sample(ids)) or sampled[-1]
+        watch = WrittenAhead(trainer)
+        trainer.add_callback(watch)
+        trainer.train()
+        return trainer, sampled, watch.ahead_for
+
+    trainer, sampled, ahead_for = run(overlap=True)
+    try:
+        assert trainer.rollout_weights == [(0, 0), (1, 0), (2, 1)]
+        assert trainer.rollout_stats()["stale_rollout_steps"] == 2
+        assert ahead_for == [1, 2, 3]  # global_step is already k+1 at step k's end; the loader had a 4th batch
+        step1_ids, step1_rollouts = sampled[1]
+        trainer.engine.sync(AutoModelForCausalLM.from_pretrained(vllm_model_dir))  # the untrained weights
+        assert trainer._engine_sample(step1_ids, 1) == step1_rollouts
+    finally:
+        trainer.engine.close()
+    on_policy, on_policy_sampled, ahead_for = run(overlap=False)
+    try:
+        assert on_policy.rollout_weights == [(0, 0), (1, 1), (2, 2)] and ahead_for == [None] * 3
+        assert on_policy_sampled[0] == sampled[0]  # the same start: same seeds, same weights
+        assert on_policy_sampled[1][0] == step1_ids and on_policy_sampled[1][1] != step1_rollouts
+    finally:
+        on_policy.engine.close()
+
+
+def test_overlap_is_refused_with_the_fix_without_the_vllm_engine_or_with_gradient_accumulation(vparams):
+    from sdft.recipes.sdft import check_overlap
+
+    vparams.rollout.engine, vparams.rollout.overlap = "hf", True
+    with pytest.raises(SdftError, match=r"rollout.overlap.*rollout.engine: vllm"):
+        check_overlap(vparams)
+    vparams.rollout.engine, vparams.train.gradient_accumulation_steps = "vllm", 2
+    with pytest.raises(SdftError, match=r"gradient_accumulation_steps: 1"):
+        check_overlap(vparams)

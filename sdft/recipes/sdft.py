@@ -79,6 +79,22 @@ def rollout_cap(params: Params, records: list[dict], tokenizer) -> int:
     return min(cap, math.ceil(factor * longest) + 1)  # +1: room for the end-of-turn token after the answer
 
 
+def check_overlap(params: Params) -> None:
+    """`rollout.overlap` writes the next step's rollouts on the vLLM engine while a step trains: refused, with the fix,
+    where there is no such engine or no single rollout batch per step to write ahead."""
+    if not params.rollout.overlap:
+        return
+    if resolve_engine(params) != "vllm":
+        raise SdftError("rollout.overlap needs the vLLM rollout engine (transformers generates in the training "
+                        "process itself), and this run uses transformers.", where="params.yaml: rollout.overlap",
+                        fix="set rollout.engine: vllm with vLLM installed (`make install`), or rollout.overlap: false.")
+    if params.train.gradient_accumulation_steps != 1:
+        raise SdftError("rollout.overlap writes one step's rollouts ahead, and with gradient accumulation a step "
+                        "takes several rollout batches.", where="params.yaml: rollout.overlap",
+                        fix="set train.gradient_accumulation_steps: 1 (raise per_device_train_batch_size instead), "
+                            "or rollout.overlap: false.")
+
+
 def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, tokenizer, out_dir: Path,
                   mixed: bool = False):
     """`records`: the rows in training order when `mixed` (a replay mixture, sdft/replay.py), else shuffled by TRL."""
@@ -91,6 +107,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     records = [{"kind": skill.kind, **r} for r in records]
     rows = sdft_rows(records, tokenizer, params.sdft.template_for)
     check_teacher_views(rows, tokenizer, args.max_prompt_length, skill.name)
+    check_overlap(params)
     # The engine starts from the checkpoint the model was loaded from (the parent); the trainer syncs it every step.
     engine = None
     if resolve_engine(params) == "vllm":
@@ -116,7 +133,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer
 
-        return VLLMRolloutSDFTTrainer(**kwargs, engine=engine)
+        return VLLMRolloutSDFTTrainer(**kwargs, engine=engine, overlap=params.rollout.overlap)
     from .sdft_trainer import PipelineSDFTTrainer
 
     return PipelineSDFTTrainer(**kwargs)

@@ -108,6 +108,17 @@ class PipelineSDFTTrainer(SDFTTrainer):
         """One sampled rollout per prompt (TRL's generation; the vLLM recipe overrides this)."""
         return SDFTTrainer._generate(self, prompt_ids)
 
+    def sampled_prompt_ids(self, inputs) -> list[list[int]]:
+        """The prompt ids `_sample` will get for these rows: the rows without a fixed rollout, chosen and tokenized as
+        TRL's `sample_rollouts` does (the teacher's view when `generate_from_teacher`). The vLLM recipe's overlap
+        uses it to start the next batch's rollouts ahead; it checks the ids it then gets against these."""
+        rows = [ex for ex in inputs if not ex.get("rollout")]
+        prompts = [ex["prompt"] for ex in rows]
+        if rows and self.generate_from_teacher:
+            prompts = self.teacher_context_builder.select_generation_prompts(
+                prompts, [ex.get("privileged_context") for ex in rows])
+        return self._tokenize_prompts(prompts) if prompts else []
+
     # ------------------------------------------------------------ mid-run checkpoints: the teacher too
 
     def _save_checkpoint(self, model, trial):
