@@ -71,7 +71,9 @@ class Phases(TrainerCallback):
         self.steps.append(dict(self.current))
 
 
-def instrument(trainer, phases: Phases) -> None:
+def instrument(trainer, phases: Phases):
+    """Wrap the trainer's phases in `phases`' timers; returns the undo for the module-level divergence (the trainer's
+    own wrappers go with it), so a trainer built later is timed once, not through every earlier wrapper."""
     import sdft.recipes.sdft_trainer as ours
     import trl.experimental.sdft.sdft_trainer as trl_sdft
 
@@ -86,30 +88,25 @@ def instrument(trainer, phases: Phases) -> None:
             phase = "student forward" if model is trainer.model else "teacher forward"
             return phases.timed(phase, forward)(model, *args, **kwargs)
         trainer._forward_logits = routed
-    for module in (ours, trl_sdft):  # the full-vocabulary divergence, wherever it is called from
-        name = "compute_full_logit_self_distillation_loss"
-        setattr(module, name, phases.timed("divergence", getattr(module, name)))
+    name = "compute_full_logit_self_distillation_loss"
+    originals = [(module, getattr(module, name)) for module in (ours, trl_sdft)]
+    for module, fn in originals:  # the full-vocabulary divergence, wherever it is called from
+        setattr(module, name, phases.timed("divergence", fn))
     for cb in trainer.callback_handler.callbacks:
         if type(cb).__name__ in ("SyncTeacherModelCallback", "PEFTAdapterEMACallback"):
             cb.on_step_end = phases.timed("EMA update", cb.on_step_end)
     trainer.add_callback(phases)
+    return lambda: [setattr(module, name, fn) for module, fn in originals]
 
 
 def timed_steps(trainer, warmup: int) -> list[dict]:
-    """Train, timing each phase; the steps after the warm-up. The module-level divergence is unwrapped afterwards so a
-    trainer built later is timed once, not through every earlier wrapper."""
-    import sdft.recipes.sdft_trainer as ours
-    import trl.experimental.sdft.sdft_trainer as trl_sdft
-
-    name = "compute_full_logit_self_distillation_loss"
-    originals = [(module, getattr(module, name)) for module in (ours, trl_sdft)]
+    """Train, timing each phase; the steps after the warm-up."""
     phases = Phases()
-    instrument(trainer, phases)
+    undo = instrument(trainer, phases)
     try:
         trainer.train()
     finally:
-        for module, fn in originals:
-            setattr(module, name, fn)
+        undo()
         if hasattr(trainer, "engine"):
             trainer.engine.close()
     return phases.steps[warmup:]
