@@ -157,6 +157,9 @@ def main() -> None:
                     "order, their steps pooled (the like-for-like ratio; also printed pair by pair)")
     ap.add_argument("--per-skill", action="store_true", help="also the first skill's whole train stage, SDFT vs SFT")
     args = ap.parse_args()
+    for flag in ("steps", "pairs"):  # 0 would fail later on a missing row, after minutes of model loading
+        if getattr(args, flag) < 1:
+            ap.error(f"--{flag} must be at least 1: every ratio needs one timed step of each run.")
     from trl.experimental.sdft import SDFTTrainer
     from datasets import Dataset
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
+
 from conftest import REPO, fact_records
 
 
@@ -30,3 +32,13 @@ def test_per_skill_rows_are_each_methods_whole_train_stage_on_the_same_data_and_
     assert sdft_run["train_seconds"] > 0 and sft_run["train_seconds"] > 0
     assert (tmp_path / "work" / "per-skill-sdft" / "config.json").exists()
     assert (tmp_path / "work" / "per-skill-sft" / "config.json").exists()
+
+
+def test_a_run_count_of_zero_is_refused_before_any_model_loads(monkeypatch, capsys):
+    module = _step_costs()
+    for flag in ("--pairs", "--steps"):
+        monkeypatch.setattr("sys.argv", ["step_costs.py", flag, "0"])
+        with pytest.raises(SystemExit) as exit_info:
+            module.main()
+        assert exit_info.value.code == 2
+        assert f"{flag} must be at least 1" in capsys.readouterr().err
