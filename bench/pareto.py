@@ -6,24 +6,48 @@ score on every earlier skill and on the general probe). Prints the table, writes
 pareto.json to --workdir and logs both to MLflow (experiment `sdft-pareto`).
 
 Usage: python bench/pareto.py [--lrs 1e-4,2e-4,4e-4] [--methods sdft,sft,sft-replay] [--skills a,b] [--workdir artifacts/pareto]
-(a rerun with other --methods/--lrs into the same workdir adds its points to the same plot)
+(a rerun with other --methods/--lrs into the same workdir adds its points to the same plot; a point measured with
+other settings or data, e.g. before params.yaml or a skill file changed, is measured again instead)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
-from sdft.params import add_params_arguments, only_skills, params_from_args, with_overrides
+from sdft.params import add_params_arguments, only_skills, params_from_args, to_dict, with_overrides
 from sdft.sequence import learn_sequence
 
 
 def variant(params, method: str, lr: float):
-    overrides = {"train.learning_rate": lr}
+    train_method = "sdft" if method == "sdft" else "sft"
+    overrides = {"train.learning_rate": lr, "train.method": train_method}  # the params say what runs (its digest too)
     if method == "sft":  # bare SFT: no replay
         overrides.update({"replay.prior_fraction": 0.0, "replay.anchor_fraction": 0.0})
-    return with_overrides(params, overrides, where=f"{method} lr {lr}"), ("sdft" if method == "sdft" else "sft")
+    return with_overrides(params, overrides, where=f"{method} lr {lr}"), train_method
+
+
+def settings_digest(params) -> str:
+    """What a point is measured with: every setting and the bytes of every skill, probe and anchor file. The whole
+    curriculum takes hours per method here, so points are gathered over several runs into one pareto.json; one
+    measured under other settings must not be plotted as if it were comparable."""
+    digest = hashlib.sha256(json.dumps(to_dict(params), sort_keys=True, default=str).encode())
+    sources = [spec.path for spec in [*params.skills.values(), *params.probes.values()]] + [params.replay.anchor_prompts]
+    for source in map(Path, sources):
+        for f in sorted(source.rglob("*")) if source.is_dir() else [source]:
+            if f.is_file():
+                digest.update(f.as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def current(points: list[dict], params) -> tuple[list[dict], list[dict]]:
+    """Stored points split into those measured with these settings and data, and the stale rest."""
+    fresh, stale = [], []
+    for q in points:
+        (fresh if q.get("settings") == settings_digest(variant(params, q["method"], q["lr"])[0]) else stale).append(q)
+    return fresh, stale
 
 
 def point(result) -> tuple[float, float]:
@@ -67,15 +91,22 @@ def main() -> None:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     done = workdir / "pareto.json"
-    points = json.loads(done.read_text()) if done.exists() else []  # a rerun continues where it stopped
+    points, stale = current(json.loads(done.read_text()) if done.exists() else [], params)  # a rerun continues
+    if stale:  # kept aside, not plotted beside points they cannot be compared with
+        old = workdir / "pareto_stale.json"
+        old.write_text(json.dumps((json.loads(old.read_text()) if old.exists() else []) + stale, indent=2) + "\n")
+        done.write_text(json.dumps(points, indent=2) + "\n")
+        print(f"{done}: {len(stale)} point(s) measured with other settings or data (params.yaml or a skill file changed "
+              f"since) moved to {old}; measuring them again where --methods/--lrs ask for them")
     for method in args.methods.split(","):
         for lr in map(float, args.lrs.split(",")):
-            if any(p["method"] == method and p["lr"] == lr for p in points):
+            if any(q["method"] == method and q["lr"] == lr for q in points):
                 continue
             p, train_method = variant(params, method, lr)
-            result = learn_sequence(p, train_method, workdir / f"{method}-lr{lr:g}")
+            digest = settings_digest(p)
+            result = learn_sequence(p, train_method, workdir / f"{method}-lr{lr:g}-{digest}")
             new, retention = point(result)
-            points.append({"method": method, "lr": lr, "new": new, "retention": retention,
+            points.append({"method": method, "lr": lr, "new": new, "retention": retention, "settings": digest,
                            "rows": result.rows, "train_seconds": result.train_seconds})
             done.write_text(json.dumps(points, indent=2) + "\n")
     plot(points, workdir / "pareto.png")

@@ -1,0 +1,58 @@
+"""bench/pareto.py gathers points into one pareto.json over several runs (the whole curriculum takes hours per method
+on a CPU). A point measured with other settings or other data must not be plotted beside the new ones: it is set aside
+and measured again. No model runs here: the digest and the split are what decide."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+from conftest import REPO
+from sdft.params import load_params, with_overrides
+
+
+def _pareto():
+    spec = importlib.util.spec_from_file_location("pareto", REPO / "bench" / "pareto.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _params_on_copies(tmp_path):
+    """params.yaml with every skill, probe and anchor file copied under tmp_path (so a test may edit one)."""
+    params = load_params(REPO / "params.yaml")
+    overrides = {}
+    for group in ("skills", "probes"):
+        for name, spec in getattr(params, group).items():
+            copy = tmp_path / f"{name}.jsonl"
+            shutil.copy(REPO / spec.path, copy)
+            overrides[f"{group}.{name}.path"] = str(copy)
+    anchors = tmp_path / "anchors.jsonl"
+    shutil.copy(REPO / params.replay.anchor_prompts, anchors)
+    overrides["replay.anchor_prompts"] = str(anchors)
+    return with_overrides(params, overrides)
+
+
+def test_a_point_is_reused_only_under_the_settings_and_data_it_was_measured_with(tmp_path):
+    pareto = _pareto()
+    params = _params_on_copies(tmp_path)
+    digest = {(m, lr): pareto.settings_digest(pareto.variant(params, m, lr)[0])
+              for m in ("sdft", "sft", "sft-replay") for lr in (1e-4, 2e-4)}
+    assert len(set(digest.values())) == len(digest)  # each method and lr is its own measurement
+    assert digest[("sdft", 1e-4)] == pareto.settings_digest(pareto.variant(params, "sdft", 1e-4)[0])  # stable
+
+    points = [{"method": "sdft", "lr": 1e-4, "settings": digest[("sdft", 1e-4)]},
+              {"method": "sft", "lr": 2e-4, "settings": digest[("sft", 2e-4)]},
+              {"method": "sft-replay", "lr": 1e-4},  # written before points carried their settings
+              {"method": "sft", "lr": 1e-4, "settings": digest[("sft", 2e-4)]}]  # another point's settings
+    fresh, stale = pareto.current(points, params)
+    assert fresh == points[:2] and stale == points[2:]
+
+    # A setting changed since (params.yaml edited between two runs): every point is measured again.
+    changed = with_overrides(params, {"sdft.sft_weight": 0.3})
+    assert pareto.current(points[:2], changed) == ([], points[:2])
+
+    # A skill's data changed since, settings the same: every point is measured again.
+    probe = tmp_path / "general_probe.jsonl"
+    probe.write_text(probe.read_text().replace("Paris", "Lyon", 1))
+    assert pareto.current(points[:2], params) == ([], points[:2])
