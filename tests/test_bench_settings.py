@@ -4,25 +4,16 @@ the second definition."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_script
 from sdft.errors import SdftError
 from sdft.params import load_params, with_overrides
 
 
-def _grid():
-    spec = importlib.util.spec_from_file_location("quality_grid", REPO / "bench" / "quality_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_grid_setting_is_a_valid_override_of_params_yaml():
     params = load_params(REPO / "params.yaml")
-    settings = _grid().load_settings()
+    settings = load_script("bench/quality_grid.py").load_settings()
     assert len(settings) >= 40
     for name, overrides in settings.items():
         changed = with_overrides(params, overrides, where=name)
@@ -37,7 +28,7 @@ def test_a_setting_named_twice_is_refused(tmp_path):
     twice = tmp_path / "settings.yaml"
     twice.write_text("a: {train.learning_rate: 1.0e-4}\nb: {}\na: {train.learning_rate: 2.0e-4}\n")
     with pytest.raises(SdftError, match=r"\['a'\] are defined more than once") as exc:
-        _grid().load_settings(twice)
+        load_script("bench/quality_grid.py").load_settings(twice)
     assert str(twice) in str(exc.value)
 
 

@@ -4,18 +4,10 @@ and measured again. No model runs here: the digest and the split are what decide
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
-from conftest import REPO
+from conftest import REPO, load_script
 from sdft.params import load_params, with_overrides
-
-
-def _pareto():
-    spec = importlib.util.spec_from_file_location("pareto", REPO / "bench" / "pareto.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _params_on_copies(tmp_path):
@@ -34,7 +26,7 @@ def _params_on_copies(tmp_path):
 
 
 def test_a_point_is_reused_only_under_the_settings_and_data_it_was_measured_with(tmp_path):
-    pareto = _pareto()
+    pareto = load_script("bench/pareto.py")
     params = _params_on_copies(tmp_path)
     digest = {(m, lr): pareto.settings_digest(pareto.variant(params, m, lr)[0])
               for m in ("sdft", "sft", "sft-replay") for lr in (1e-4, 2e-4)}

@@ -3,25 +3,17 @@ reproducible from the builder script and the noise filter that chose it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_script
 
 
 def _rows(name: str) -> list[dict]:
     return [json.loads(line) for line in (REPO / "skills" / f"{name}.jsonl").read_text().splitlines() if line.strip()]
-
-
-def _load(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_probe_is_fine_enough_for_the_gates_general_limit():
@@ -44,7 +36,7 @@ def test_no_probe_question_is_an_anchor_or_a_skill_prompt():
 
 
 def test_the_builder_writes_exactly_the_bundled_probe(tmp_path):
-    builder = _load(REPO / "skills" / "build_demo_skills.py")
+    builder = load_script("skills/build_demo_skills.py")
     assert builder.general() == _rows("general_probe")
     assert builder.NOISY and not builder.NOISY & {r["id"] for r in _rows("general_probe")}
 
@@ -53,7 +45,7 @@ def test_noise_filter_perturbs_each_matrix_by_eps_of_its_norm_and_is_seeded(tiny
     import torch
     from safetensors.torch import load_file
 
-    noise = _load(REPO / "bench" / "probe_noise.py")
+    noise = load_script("bench/probe_noise.py")
     base = load_file(tiny_model_dir / "model.safetensors")
     a = load_file(noise.perturbed_copy(tiny_model_dir, tmp_path / "a", 0.005, seed=0) / "model.safetensors")
     b = load_file(noise.perturbed_copy(tiny_model_dir, tmp_path / "b", 0.005, seed=0) / "model.safetensors")

@@ -3,19 +3,11 @@ same ingested data and base model, replay included. The timings themselves live 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from conftest import REPO, fact_records
-
-
-def _step_costs():
-    spec = importlib.util.spec_from_file_location("step_costs", REPO / "bench" / "step_costs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import REPO, fact_records, load_script
 
 
 def test_per_skill_rows_are_each_methods_whole_train_stage_on_the_same_data_and_replay(params, tmp_path):
@@ -25,7 +17,7 @@ def test_per_skill_rows_are_each_methods_whole_train_stage_on_the_same_data_and_
         fh.write(json.dumps({"id": "p0", "prompt": "What is two plus two?", "answer": "4"}) + "\n")
     params.replay.anchor_prompts = str(REPO / "skills" / "anchor_prompts.jsonl")
     params.replay.anchor_fraction = 0.25
-    sdft_run, sft_run = _step_costs().per_skill(params, tmp_path / "work")
+    sdft_run, sft_run = load_script("bench/step_costs.py").per_skill(params, tmp_path / "work")
     assert (sdft_run["method"], sft_run["method"]) == ("sdft", "sft")
     assert sdft_run["data_sha256"] == sft_run["data_sha256"] and sdft_run["steps"] == sft_run["steps"] == 4
     assert sdft_run["replay_rows"] == sft_run["replay_rows"] and sdft_run["replay_rows"]["anchor"] > 0
@@ -35,7 +27,7 @@ def test_per_skill_rows_are_each_methods_whole_train_stage_on_the_same_data_and_
 
 
 def test_a_run_count_of_zero_is_refused_before_any_model_loads(monkeypatch, capsys):
-    module = _step_costs()
+    module = load_script("bench/step_costs.py")
     for flag in ("--pairs", "--steps"):
         monkeypatch.setattr("sys.argv", ["step_costs.py", flag, "0"])
         with pytest.raises(SystemExit) as exit_info:
