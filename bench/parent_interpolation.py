@@ -50,9 +50,9 @@ def main() -> None:
     args = ap.parse_args()
     run = Path(args.run)
     params = with_overrides(params_from_args(args), {"artifacts_dir": str(run)}, where=str(run))
-    names = list(params.skills)
-    so_far = names[: names.index(args.skill) + 1] + list(params.probes)
-    parent, candidate = run / "checkpoints" / params.skill(args.skill).after, run / "checkpoints" / args.skill
+    so_far = params.skills_through(args.skill) + list(params.probes)  # what its evaluate stage scores
+    parent = params.layout.checkpoint_dir(params.parent(args.skill))
+    candidate = params.layout.checkpoint_dir(args.skill)
     alphas = [float(a) for a in args.alphas.split(",")]
     mixed = [write_mixed(parent, candidate, a, run / "interpolated" / f"{args.skill}-a{a:g}") for a in alphas]
     results = evaluate_models(params, [(str(m), so_far) for m in mixed])  # one engine, weights swapped in
