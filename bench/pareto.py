@@ -2,8 +2,10 @@
 learning rates, on the whole bundled curriculum, as the SDFT paper and "RL's Razor" compare methods.
 
 x = mean held-out score on each new skill right after learning it; y = mean retention at the end (final
-score on every earlier skill and on the general probe). Prints the table, writes pareto.png and
-pareto.json to --workdir and logs both to MLflow (experiment `sdft-pareto`).
+score on every earlier skill and on the general probe), and beside it the general probe alone at the end: replay
+trains on the earlier skills' data, so only the probe shows what the methods keep of what neither trains on (the
+paper's "prior capabilities"). Prints the table, writes pareto.png and pareto.json to --workdir and logs both to
+MLflow (experiment `sdft-pareto`).
 
 Usage: python bench/pareto.py [--lrs 1e-4,2e-4,4e-4] [--methods sdft,sft,sft-replay] [--skills a,b] [--workdir artifacts/pareto]
 (a rerun with other --methods/--lrs into the same workdir adds its points to the same plot; a point measured with
@@ -57,22 +59,31 @@ def point(result) -> tuple[float, float]:
     return sum(new) / len(new), sum(kept) / len(kept)
 
 
-def plot(points: list[dict], path: Path) -> None:
+def general_at_end(point: dict, probes: list[str]) -> float:
+    """Mean score of the probes (never trained on, by either method) after the last skill."""
+    final = point["rows"][-1]
+    return sum(final[p] for p in probes) / len(probes)
+
+
+def plot(points: list[dict], probes: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for method in dict.fromkeys(p["method"] for p in points):
-        mine = sorted((p for p in points if p["method"] == method), key=lambda p: p["lr"])
-        ax.plot([100 * p["new"] for p in mine], [100 * p["retention"] for p in mine], "o-", label=method)
-        for p in mine:
-            ax.annotate(f"{p['lr']:.0e}", (100 * p["new"], 100 * p["retention"]), fontsize=7)
-    ax.set_xlabel("new skills, held-out (%)")
-    ax.set_ylabel("retention: earlier skills + general probe (%)")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
+    panels = [(lambda p: p["retention"], "retention: earlier skills + general probe (%)"),
+              (lambda p: general_at_end(p, probes), "general probe at the end (%)")]
+    for ax, (y, label) in zip(axes, panels):
+        for method in dict.fromkeys(p["method"] for p in points):
+            mine = sorted((p for p in points if p["method"] == method), key=lambda p: p["lr"])
+            ax.plot([100 * p["new"] for p in mine], [100 * y(p) for p in mine], "o-", label=method)
+            for p in mine:
+                ax.annotate(f"{p['lr']:.0e}", (100 * p["new"], 100 * y(p)), fontsize=7)
+        ax.set_xlabel("new skills, held-out (%)")
+        ax.set_ylabel(label)
+        ax.legend()
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -109,10 +120,13 @@ def main() -> None:
             points.append({"method": method, "lr": lr, "new": new, "retention": retention, "settings": digest,
                            "rows": result.rows, "train_seconds": result.train_seconds})
             done.write_text(json.dumps(points, indent=2) + "\n")
-    plot(points, workdir / "pareto.png")
-    print("| method | lr | new skills held-out (%) | retention (%) | train s |\n|---|---|---|---|---|")
+    probes = list(params.probes)
+    plot(points, probes, workdir / "pareto.png")
+    print("| method | lr | new skills held-out (%) | retention (%) | general probe at end (%) | train s |\n"
+          "|---|---|---|---|---|---|")
     for p in points:
-        print(f"| {p['method']} | {p['lr']:g} | {100 * p['new']:.1f} | {100 * p['retention']:.1f} | {p['train_seconds']:.0f} |")
+        print(f"| {p['method']} | {p['lr']:g} | {100 * p['new']:.1f} | {100 * p['retention']:.1f} | "
+              f"{100 * general_at_end(p, probes):.1f} | {p['train_seconds']:.0f} |")
     import mlflow
 
     from sdft.registry import client

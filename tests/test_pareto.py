@@ -48,3 +48,19 @@ def test_a_point_is_reused_only_under_the_settings_and_data_it_was_measured_with
     probe = tmp_path / "general_probe.jsonl"
     probe.write_text(probe.read_text().replace("Paris", "Lyon", 1))
     assert pareto.current(points[:2], params) == ([], points[:2])
+
+
+def test_a_point_reads_new_skills_right_after_and_what_is_kept_at_the_end():
+    """x is each skill's score in the row right after it was learned; retention averages the earlier skills and the
+    probes in the last row; the general panel reads the probes alone (replay trains on earlier skills, not on them)."""
+    pareto = load_script("bench/pareto.py")
+    from sdft.metrics import AccuracyMatrix
+
+    rows = [{"a": 0.0, "b": None, "probe": 1.0},
+            {"a": 0.5, "b": 0.0, "probe": 0.9},
+            {"a": 0.75, "b": 1.0, "probe": 0.6}]
+    result = AccuracyMatrix("sdft", ["a", "b"], ["probe"], rows)
+    new, retention = pareto.point(result)
+    assert new == (0.5 + 1.0) / 2  # a after a, b after b: not a's end score
+    assert retention == (0.75 + 0.6) / 2  # only earlier skills (a) and the probe, at the end
+    assert pareto.general_at_end({"rows": rows}, ["probe"]) == 0.6
