@@ -152,7 +152,8 @@ class SdftParams:
     # (sdft/recipes/token_weights.py).
     disagreement_power: float = within(0, default=0.0)
     # lambda >= 0: adds lambda * NLL of the demonstration given the prompt (SFT's loss) to the distillation loss,
-    # on every row that has a demonstration (anchors have none). 0 = the paper's pure self-distillation.
+    # on every row that has a demonstration (anchors have none; replayed rows: `replay.prior_sft_weight`).
+    # 0 = the paper's pure self-distillation.
     sft_weight: float = within(0, default=0.0)
     # f > 0: a run's rollouts stop at f x its longest demonstration (tokens; replayed skills' included), never above
     # train.max_completion_length. A one-sentence answer needs no 64-token rollout, and every token past the answer
@@ -200,6 +201,10 @@ class ReplayParams:
     # so the student matches the parent's full distribution along the path greedy decoding (the gate's
     # evaluation, most serving) takes; sampled paths leave that path after a few tokens (docs/QUALITY.md §14).
     anchor_rollouts: Literal["sampled", "parent_greedy"] = "sampled"
+    # SDFT: lambda of the SFT term (`sdft.sft_weight`) on the replayed earlier-skill rows alone; null = the same
+    # lambda as the new skill's rows. SFT with replay trains on those demonstrations at full weight and keeps the
+    # earlier skills best (docs/QUALITY.md §22); a larger lambda here gives SDFT that direct target on them only.
+    prior_sft_weight: float | None = within(0, default=None, also=(None,))
 
 
 @dataclass

@@ -357,6 +357,12 @@ def test_under_bfloat16_the_parent_runs_in_the_same_autocast_as_the_teacher(two_
 
 def independent_nll(model, tok, records) -> torch.Tensor:
     """Mean -log p(demonstration + EOS | chat-rendered prompt) over every demonstration token of the batch."""
+    total, count = independent_nll_sum(model, tok, records)
+    return torch.tensor(total / count)
+
+
+def independent_nll_sum(model, tok, records) -> tuple[float, int]:
+    """Sum of -log p(demonstration + EOS | chat-rendered prompt) over the records' demonstration tokens, and their count."""
     total, count = 0.0, 0
     for r in records:
         prompt = tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=False)
@@ -368,7 +374,7 @@ def independent_nll(model, tok, records) -> torch.Tensor:
         for j, t in enumerate(d_ids):
             total -= logp[len(p_ids) + j - 1, t].item()
             count += 1
-    return torch.tensor(total / count)
+    return total, count
 
 
 def test_sft_weight_adds_exactly_lambda_times_the_demonstration_nll(params, tiny_model_dir, tmp_path):
@@ -393,6 +399,42 @@ def test_sft_weight_adds_exactly_lambda_times_the_demonstration_nll(params, tiny
     nll = independent_nll(model, tok, records).item()
     assert nll > 0.1
     assert weighted - base == pytest.approx(0.3 * nll, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("new_weight", [0.0, 0.1])
+def test_replayed_rows_take_their_own_sft_weight(two_skills, tiny_model_dir, tmp_path, new_weight):
+    """replay.prior_sft_weight: each demonstration token's NLL weighted by its row's lambda (new rows
+    sdft.sft_weight, replayed rows their own), over all the batch's demonstration tokens; checked against an
+    independent sum. A lambda of 0 keeps its rows out of the SFT forward, not out of the token count."""
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    rows, _ = training_rows(params, "facts_b", data["b_train"])
+
+    def loss_with(new: float, prior: float | None):
+        params.sdft.sft_weight, params.replay.prior_sft_weight = new, prior
+        trainer, tok = _trainer(params, tiny_model_dir, rows[:8], tmp_path / f"{new}-{prior}")
+        completion = tok("The answer is BLUE", add_special_tokens=False)["input_ids"]
+        trainer._generate = lambda prompt_ids: (prompt_ids, [list(completion)] * len(prompt_ids))
+        step = [dict(trainer.train_dataset[i]) for i in range(8)]
+        batch = trainer._prepare_training_batch(step)
+        trainer.model.eval()
+        with torch.no_grad():
+            return trainer.compute_loss(trainer.model, batch).item(), batch, step, tok
+
+    base, *_ = loss_with(0.0, None)
+    loss, batch, step, tok = loss_with(new_weight, 0.5)
+    assert batch["sft_input_ids"].size(0) == (6 if new_weight else 2)  # 4 new + 2 prior rows; anchors have none
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    demo = {source: [{"prompt": ex["prompt"][-1]["content"], "demonstration": ex["demonstration"]}
+                     for ex in step if ex["source"] == source] for source in ("new", "prior")}
+    (new_sum, new_n), (prior_sum, prior_n) = (independent_nll_sum(model, tok, demo[s]) for s in ("new", "prior"))
+    assert prior_n > 0 and new_n > 0
+    want = (new_weight * new_sum + 0.5 * prior_sum) / (new_n + prior_n)
+    assert loss - base == pytest.approx(want, rel=1e-4, abs=1e-5)
+    # null: the replayed rows take sdft.sft_weight (the term as before this setting existed)
+    same, *_ = loss_with(0.5, None)
+    both, *_ = loss_with(0.5, 0.5)
+    assert same == pytest.approx(both, rel=1e-6)
 
 
 def test_a_teacher_prompt_longer_than_the_limit_is_refused_not_cut(params, tiny_model_dir, tmp_path):

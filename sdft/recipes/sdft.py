@@ -128,6 +128,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         peft_config=lora_config(params.train),
         disagreement_power=params.sdft.disagreement_power,
         sft_weight=params.sdft.sft_weight,
+        prior_sft_weight=params.replay.prior_sft_weight,
         anchor_skip_tokens=params.replay.anchor_skip_tokens,
     )
     if engine is not None:

@@ -12,7 +12,9 @@
    Each token's loss is weighted by (its divergence / the rollout's mean divergence) ** g, the weight
    detached, so a token's gradient is scaled but never reversed. g = 0 is TRL's (the paper's) plain mean.
 3. **An SFT term** (`sdft.sft_weight` = lambda > 0): lambda * NLL of the demonstration given the prompt
-   (token mean over the batch's demonstration tokens), on the rows that have one.
+   (token mean over the batch's demonstration tokens), on the rows that have one. Replayed earlier-skill rows
+   may take their own lambda (`replay.prior_sft_weight`): each token's NLL is then weighted by its row's lambda,
+   still divided by all the batch's demonstration tokens, so equal lambdas give exactly lambda * NLL.
 
 And the EMA teacher is part of a mid-run checkpoint (`train.save_steps`), so a resumed run continues with
 the same teacher, not a fresh copy of the base (TRL saves only the student).
@@ -61,9 +63,10 @@ class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
 
 class PipelineSDFTTrainer(SDFTTrainer):
     def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0,
-                 anchor_skip_tokens: int | None = None, **kwargs):
-        if disagreement_power < 0 or sft_weight < 0:
-            raise ValueError("sdft.disagreement_power and sdft.sft_weight must be >= 0")
+                 prior_sft_weight: float | None = None, anchor_skip_tokens: int | None = None, **kwargs):
+        prior_sft_weight = sft_weight if prior_sft_weight is None else prior_sft_weight
+        if disagreement_power < 0 or sft_weight < 0 or prior_sft_weight < 0:
+            raise ValueError("sdft.disagreement_power, sdft.sft_weight and replay.prior_sft_weight must be >= 0")
         dataset = kwargs["train_dataset"]
         has_anchors = "source" in dataset.column_names and "anchor" in set(dataset["source"])
         # The parent, frozen before any update (and before PEFT wraps the model): the anchors' teacher.
@@ -71,7 +74,9 @@ class PipelineSDFTTrainer(SDFTTrainer):
         super().__init__(*args, **kwargs)
         self.teacher_context_builder = RenderedTeacherViews(self)
         self.disagreement_power = disagreement_power
-        self.sft_weight = sft_weight
+        # lambda per row source (sdft/replay.py); a row without a source (no replay) is the new skill's.
+        self.sft_weights = {"new": sft_weight, "prior": prior_sft_weight}
+        self.sft_term_on = any(w > 0 for w in self.sft_weights.values())
         self.anchor_skip_tokens = anchor_skip_tokens  # None: as every other row (num_loss_tokens_to_skip)
         self._fixed_rollouts = None  # per batch, while sample_rollouts runs: a row's fixed rollout ids or None
         if self.parent_model is not None:
@@ -145,26 +150,35 @@ class PipelineSDFTTrainer(SDFTTrainer):
         batch = super()._prepare_training_batch(inputs)
         device = batch["completion_ids"].device
         batch["anchor_mask"] = torch.tensor([ex.get("source") == "anchor" for ex in inputs], device=device)
-        if self.sft_weight > 0:
+        if self.sft_term_on:
             batch.update(self._sft_tensors(inputs, batch["prompt_ids"], batch["prompt_mask"], device))
         return batch
 
     def _sft_tensors(self, inputs, prompt_ids, prompt_mask, device) -> dict[str, torch.Tensor]:
         """Student prompt (the batch's own tokens, padding dropped) + demonstration + EOS per row that has a
         demonstration, left-padded so every demonstration ends at the right edge; the label mask covers the
-        demonstration and EOS. A row without one (an anchor) is left out: it adds nothing to the NLL's sum or count,
-        and its prompt would only cost a forward and backward."""
-        ids, labels = [], []
+        demonstration and EOS, `sft_row_weight` is the row's lambda. A row without one (an anchor) is left out: it
+        adds nothing to the NLL's sum or count, and its prompt would only cost a forward and backward. A row whose
+        lambda is 0 is not forwarded either, but its tokens stay in the count (`sft_tokens`), so a lambda near 0
+        and one at 0 give nearly the same loss."""
+        ids, labels, weights, tokens = [], [], [], 0
         for p_ids, ex in zip((row[m.bool()].tolist() for row, m in zip(prompt_ids, prompt_mask)), inputs, strict=True):
             demo = ex.get("demonstration") or ""
             if not demo:
                 continue
             d_ids = self._tokenizer(demo, add_special_tokens=False)["input_ids"] + [self._tokenizer.eos_token_id]
+            tokens += len(d_ids)
+            weight = self.sft_weights["prior" if ex.get("source") == "prior" else "new"]
+            if weight == 0:
+                continue
             ids.append(torch.tensor(list(p_ids) + d_ids))
             labels.append(torch.tensor([0] * len(p_ids) + [1] * len(d_ids)))
+            weights.append(weight)
         if not ids:
             return {}
         return {
+            "sft_row_weight": torch.tensor(weights, device=device),
+            "sft_tokens": torch.tensor(float(tokens), device=device),
             "sft_input_ids": pad(ids, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device),
             "sft_attention_mask": pad([torch.ones_like(t) for t in ids], padding_value=0, padding_side="left").to(device),
             "sft_label_mask": pad(labels, padding_value=0, padding_side="left").to(device),
@@ -237,27 +251,31 @@ class PipelineSDFTTrainer(SDFTTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self.sft_weight > 0 and "sft_label_mask" in inputs and inputs["sft_label_mask"].any():
-            nll = sft_nll(model, inputs["sft_input_ids"], inputs["sft_attention_mask"], inputs["sft_label_mask"])
+        if self.sft_term_on and "sft_label_mask" in inputs and inputs["sft_label_mask"].any():
+            nll, mask = sft_token_nll(model, inputs["sft_input_ids"], inputs["sft_attention_mask"],
+                                      inputs["sft_label_mask"])
             mode = "train" if model.training else "eval"
-            self._metrics[mode]["sft_nll"].append(nll.item())
+            self._metrics[mode]["sft_nll"].append(((nll * mask).sum() / mask.sum().clamp(min=1.0)).item())
+            term = (nll * mask * inputs["sft_row_weight"].unsqueeze(1)).sum() / inputs["sft_tokens"].clamp(min=1.0)
             scale = self.current_gradient_accumulation_steps if model.training else 1.0
-            loss = loss + self.sft_weight * nll / scale
+            loss = loss + term / scale
         return loss
 
 
-def sft_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood of the labelled tokens (each predicted from the tokens before it).
+def sft_token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  label_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token negative log-likelihood of the labelled tokens (each predicted from the tokens before it), and
+    the float mask of the labelled ones: (B, K) each, K the longest labelled span.
 
     The labels sit at the right edge (left padding), so only the last K+1 positions need the vocabulary
     projection (`logits_to_keep`): the prompt's positions never reach the 49k-wide head or the cross-entropy.
     Positions are counted from each row's first real token, so padding changes no number."""
     keep = int(label_mask.sum(-1).max())  # K: the longest labelled span
     if keep == 0:
-        return input_ids.new_zeros((), dtype=torch.float32)
+        return (z := input_ids.new_zeros((input_ids.size(0), 0), dtype=torch.float32)), z
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
                    logits_to_keep=keep + 1).logits[:, -keep - 1:-1].float()
     targets, mask = input_ids[:, -keep:], label_mask[:, -keep:].to(logits.dtype)
     nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none").view_as(mask)
-    return (nll * mask).sum() / mask.sum().clamp(min=1.0)
+    return nll * mask, mask
