@@ -35,13 +35,21 @@ def settings_digest(params) -> str:
     """What a point is measured with: every setting and the bytes of every skill, probe and anchor file. The whole
     curriculum takes hours per method here, so points are gathered over several runs into one pareto.json; one
     measured under other settings must not be plotted as if it were comparable."""
-    digest = hashlib.sha256(json.dumps(to_dict(params), sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(json.dumps(_set_values(to_dict(params)), sort_keys=True, default=str).encode())
     sources = [spec.path for spec in [*params.skills.values(), *params.probes.values()]] + [params.replay.anchor_prompts]
     for source in map(Path, sources):
         for f in sorted(source.rglob("*")) if source.is_dir() else [source]:
             if f.is_file():
                 digest.update(f.as_posix().encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _set_values(settings):
+    """The settings without those left null. A setting added later whose null default keeps the earlier behaviour
+    (e.g. `replay.prior_sft_weight`) then leaves the points measured before it comparable."""
+    if isinstance(settings, dict):
+        return {k: _set_values(v) for k, v in settings.items() if v is not None}
+    return settings
 
 
 def current(points: list[dict], params) -> tuple[list[dict], list[dict]]:
