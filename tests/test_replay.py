@@ -231,9 +231,7 @@ def test_each_row_is_scored_by_one_teacher_only(two_skills, tiny_model_dir, tmp_
         mask = batch["completion_mask"]
         full.loss_mask = torch.where(anchors.unsqueeze(1), mask, full.loss_mask)  # anchor_skip_tokens: 0
         want = trainer._compute_self_distillation_loss(trainer.model, batch, full).item()
-        demo_rows = [{"prompt": ex["prompt"][-1]["content"], "demonstration": ex["demonstration"]}
-                     for ex in step if ex["demonstration"]]  # a row's prompt is its chat messages
-        want += 0.3 * independent_nll(trainer.model, tok, demo_rows).item()
+        want += 0.3 * independent_nll(trainer.model, tok, as_records([ex for ex in step if ex["demonstration"]])).item()
     assert loss == pytest.approx(want, rel=1e-4, abs=1e-5)
 
 
@@ -355,6 +353,11 @@ def test_under_bfloat16_the_parent_runs_in_the_same_autocast_as_the_teacher(two_
     assert {p.dtype for p in trainer.parent_model.parameters()} == {torch.float32}  # weights stay full precision
 
 
+def as_records(rows: list[dict]) -> list[dict]:
+    """Training rows back to {prompt, demonstration} records: a row's prompt is its chat messages."""
+    return [{"prompt": ex["prompt"][-1]["content"], "demonstration": ex["demonstration"]} for ex in rows]
+
+
 def independent_nll(model, tok, records) -> torch.Tensor:
     """Mean -log p(demonstration + EOS | chat-rendered prompt) over every demonstration token of the batch."""
     total, count = independent_nll_sum(model, tok, records)
@@ -425,9 +428,9 @@ def test_replayed_rows_take_their_own_sft_weight(two_skills, tiny_model_dir, tmp
     loss, batch, step, tok = loss_with(new_weight, 0.5)
     assert batch["sft_input_ids"].size(0) == (6 if new_weight else 2)  # 4 new + 2 prior rows; anchors have none
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    demo = {source: [{"prompt": ex["prompt"][-1]["content"], "demonstration": ex["demonstration"]}
-                     for ex in step if ex["source"] == source] for source in ("new", "prior")}
-    (new_sum, new_n), (prior_sum, prior_n) = (independent_nll_sum(model, tok, demo[s]) for s in ("new", "prior"))
+    (new_sum, new_n), (prior_sum, prior_n) = (
+        independent_nll_sum(model, tok, as_records([ex for ex in step if ex["source"] == source]))
+        for source in ("new", "prior"))
     assert prior_n > 0 and new_n > 0
     want = (new_weight * new_sum + 0.5 * prior_sum) / (new_n + prior_n)
     assert loss - base == pytest.approx(want, rel=1e-4, abs=1e-5)

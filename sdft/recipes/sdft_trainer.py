@@ -255,8 +255,8 @@ class PipelineSDFTTrainer(SDFTTrainer):
             nll, mask = sft_token_nll(model, inputs["sft_input_ids"], inputs["sft_attention_mask"],
                                       inputs["sft_label_mask"])
             mode = "train" if model.training else "eval"
-            self._metrics[mode]["sft_nll"].append(((nll * mask).sum() / mask.sum().clamp(min=1.0)).item())
-            term = (nll * mask * inputs["sft_row_weight"].unsqueeze(1)).sum() / inputs["sft_tokens"].clamp(min=1.0)
+            self._metrics[mode]["sft_nll"].append((nll.sum() / mask.sum().clamp(min=1.0)).item())
+            term = (nll * inputs["sft_row_weight"].unsqueeze(1)).sum() / inputs["sft_tokens"].clamp(min=1.0)
             scale = self.current_gradient_accumulation_steps if model.training else 1.0
             loss = loss + term / scale
         return loss
@@ -264,8 +264,8 @@ class PipelineSDFTTrainer(SDFTTrainer):
 
 def sft_token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   label_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token negative log-likelihood of the labelled tokens (each predicted from the tokens before it), and
-    the float mask of the labelled ones: (B, K) each, K the longest labelled span.
+    """Per-token negative log-likelihood of the labelled tokens (each predicted from the tokens before it; 0 at
+    the unlabelled ones), and the float mask of the labelled ones: (B, K) each, K the longest labelled span.
 
     The labels sit at the right edge (left padding), so only the last K+1 positions need the vocabulary
     projection (`logits_to_keep`): the prompt's positions never reach the 49k-wide head or the cross-entropy.
