@@ -20,6 +20,7 @@ def test_repo_params_reach_the_sdft_config_paper_method_and_measured_departures(
     assert cfg.num_loss_tokens_to_skip == 3 and cfg.num_generations == 1 and cfg.temperature == 1.0
     # where params.yaml departs from the paper at 135M (docs/QUALITY.md §6)
     assert cfg.generate_from_teacher is True and params.sdft.disagreement_power == 1.0
+    assert params.sdft.sft_weight == 0.1 and params.replay.prior_sft_weight == 1.0  # replayed rows: full weight (§24)
     assert cfg.learning_rate == params.train.learning_rate and cfg.num_train_epochs == params.train.num_train_epochs
     assert cfg.lr_scheduler_type == "cosine" and cfg.warmup_steps == params.train.warmup_ratio
     assert cfg.teacher_prompt_template == params.sdft.teacher_templates["knowledge"].replace(
