@@ -123,6 +123,10 @@ class TrainParams:
     prompt_framings: list[str] = field(default_factory=lambda: ["{prompt}"])
     reframe_kinds: list[str] = field(default_factory=lambda: ["knowledge"])
     lora: LoraParams = field(default_factory=LoraParams)
+    # Full fine-tuning with some weights held at the parent's: regular expressions searched in each parameter's name
+    # (`model.named_parameters()`; e.g. "^model\\.embed_tokens\\." also holds a tied output layer). A pattern that
+    # matches no parameter is an error. [] = every weight trains. Not with LoRA, which trains adapters only.
+    freeze: list[str] = field(default_factory=list)
     # Data-parallel training: `sdft train` starts itself under `accelerate launch` with this many processes (one
     # per GPU; on a host without GPUs, CPU processes over gloo). Each takes per_device_train_batch_size rows of
     # every step, so the global batch grows with it. `accelerate_config`: an accelerate config file (FSDP,
@@ -410,6 +414,15 @@ def check_curriculum(params: Params, where: str) -> None:
     if bad or not params.train.prompt_framings:
         raise SdftError(f"`train.prompt_framings` needs each framing to hold `{{prompt}}` exactly once; got {bad or '[]'}.",
                         where=where, fix='e.g. ["{prompt}", "Question: {prompt}"] (["{prompt}"] = no rewording).')
+    for pattern in params.train.freeze:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SdftError(f"params.train.freeze holds {pattern!r}, which is not a regular expression ({exc}).", where=where,
+                            fix='escape the dots: e.g. "^model\\\\.embed_tokens\\\\." in YAML double quotes.') from None
+    if params.train.freeze and params.train.lora.enabled:
+        raise SdftError("params.train.freeze is set with `train.lora.enabled: true`; LoRA already holds every base weight.",
+                        where=where, fix="use one of them: `train.freeze: []` or `train.lora.enabled: false`.")
     if params.replay.prior_fraction + params.replay.anchor_fraction > 0.75:
         raise SdftError("`replay.prior_fraction` + `replay.anchor_fraction` is over 0.75: the new skill would get "
                         "under a quarter of each batch.", where=where, fix="lower one of them.")

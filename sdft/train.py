@@ -27,7 +27,7 @@ from .params import Params, to_dict
 from .replay import training_rows
 from .recipes import sdft as sdft_recipe
 from .recipes import sft as sft_recipe
-from .recipes.common import merged
+from .recipes.common import freeze_matching, merged
 
 RECIPES = {"sdft": sdft_recipe, "sft": sft_recipe}
 
@@ -146,6 +146,7 @@ def prepare_trainer(params: Params, skill_name: str, records: list[dict], base_m
     set_seed(params.train.seed)
     model = load_model(model_path, params.model, for_training=True)
     check_finite_base(model, model_path)
+    freeze_matching(model, params.train.freeze)
     rows, mixed = training_rows(params, skill_name, records)
     trainer = RECIPES[method].build_trainer(params, params.skill(skill_name), rows, model, tokenizer, work_dir, mixed=mixed)
     return trainer, rows
@@ -182,6 +183,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         work_dir, resume_from = _shared(state, (work_dir, resume_from))
         trainer, rows = prepare_trainer(params, skill_name, records, base_model, work_dir)
         tokenizer = trainer.processing_class
+        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         if resume_from is not None:
             print(f"resuming {skill_name} from step {resume_from.name.rsplit('-', 1)[1]} ({resume_from})", flush=True)
         try:
@@ -209,6 +211,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
             "n_train": len(records),
             "replay_rows": {src: sum(r["source"] == src for r in rows) for src in ("new", "prior", "anchor")},
             "steps": trainer.state.global_step,
+            "trainable_params": trainable,  # what `train.freeze` (or LoRA) left to train
             "processes": world,
             "replicas_in_sync": True if world > 1 else None,  # check_replicas_in_sync passed
             "resumed_from_step": int(resume_from.name.rsplit("-", 1)[1]) if resume_from else None,

@@ -10,6 +10,7 @@ BAD_VALUES = [
     ("train", "max_steps", -5), ("train", "gradient_accumulation_steps", 0), ("train", "warmup_ratio", 1.5),
     ("train", "max_grad_norm", 0), ("train", "max_completion_length", 0), ("train", "lr_scheduler_type", "cosine-ish"),
     ("train", "method", "rl"), ("train", "seed", "x"), ("train", "weight_decay", -0.1), ("eval", "batch_size", 0),
+    ("train", "freeze", "^model.embed"), ("train", "freeze", ["(unclosed"]),
     ("eval", "max_new_tokens", -1), ("sdft", "disagreement_power", -1), ("sdft", "sft_weight", -0.5),
     ("sdft", "teacher_update_rate", 0), ("sdft", "teacher_update_rate", 1.5), ("sdft", "distillation_mode", "kl"),
     ("sdft", "num_generations", 0), ("sdft", "temperature", 0), ("sdft", "min_p", 1.0), ("sdft", "top_p", 0), ("sdft", "generate_from_teacher", "yes please"),

@@ -204,6 +204,33 @@ def test_lora_sdft_writes_a_merged_checkpoint_that_loads_as_a_plain_model(params
     assert any(not torch.equal(merged.state_dict()[k], base.state_dict()[k]) for k in base.state_dict())
 
 
+def test_frozen_weights_end_as_the_parents_and_every_other_weight_trains(params, tiny_model_dir, tmp_path):
+    """`train.freeze`: the matched parameters (here the tied embeddings and the first layer) are bit-identical to the
+    parent's in the checkpoint, every other one moved, and the metrics count what trained."""
+    import pytest
+
+    from sdft.data import write_skill
+    from sdft.errors import SdftError
+
+    params.train.freeze = [r"^model\.embed_tokens\.", r"^model\.layers\.0\."]
+    params.train.max_steps = 2
+    data = write_skill(tmp_path / "data", fact_records(4), [], {"skill": "facts"}).out_dir
+    metrics = train_skill(params, "facts", data, str(tiny_model_dir), tmp_path / "ckpt")
+    base_model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    base, trained = base_model.state_dict(), AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt").state_dict()
+    held = {k for k in base if k.startswith(("model.embed_tokens.", "model.layers.0.", "lm_head."))}
+    assert "lm_head.weight" in held and any(k.startswith("model.layers.1.") for k in base)  # the test's premise
+    assert all(torch.equal(trained[k], base[k]) for k in held)
+    assert all(not torch.equal(trained[k], base[k]) for k in set(base) - held)
+    assert metrics["trainable_params"] == sum(p.numel() for n, p in base_model.named_parameters()
+                                              if not n.startswith(("model.embed_tokens.", "model.layers.0.")))
+
+    params.train.freeze = [r"^lm_head\."]  # tied: named by the embeddings only, so it matches nothing
+    with pytest.raises(SdftError, match="matches no parameter") as exc:
+        train_skill(params, "facts", data, str(tiny_model_dir), tmp_path / "ckpt2")
+    assert "model.embed_tokens.weight" in str(exc.value) and not (tmp_path / "ckpt2").exists()
+
+
 def test_rollouts_stop_at_the_length_the_demonstrations_call_for(params, tiny_model_dir, tmp_path):
     """`sdft.rollout_length_factor`: the run's rollouts (sampled for real here) are as long as factor x the longest
     demonstration allows, never longer than train.max_completion_length; 0 keeps the fixed cap."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,28 @@ def lora_config(tp: TrainParams):
         target_modules=tp.lora.target_modules,
         task_type="CAUSAL_LM",
     )
+
+
+def freeze_matching(model, patterns: list[str]) -> int:
+    """`train.freeze`: hold every parameter whose name matches one of `patterns` at its loaded value (no gradient, so
+    the optimizer never holds or moves it; the EMA teacher and the checkpoint keep the parent's value). Returns the
+    number of weights left to train."""
+    names = [name for name, _ in model.named_parameters()]
+    for pattern in patterns:
+        if not any(re.search(pattern, name) for name in names):
+            shown = ", ".join(names[:3] + ["..."] + names[-2:]) if len(names) > 5 else ", ".join(names)
+            raise SdftError(f"`train.freeze` pattern {pattern!r} matches no parameter of the model.",
+                            where="params.yaml: train.freeze",
+                            fix=f"match the model's parameter names ({shown}); a tied output layer is named by its "
+                                "input embeddings only.")
+    for name, param in model.named_parameters():
+        if any(re.search(pattern, name) for pattern in patterns):
+            param.requires_grad_(False)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if patterns and not trainable:
+        raise SdftError("`train.freeze` holds every parameter of the model: nothing would train.",
+                        where="params.yaml: train.freeze", fix="narrow the patterns.")
+    return trainable
 
 
 def merged(model):
