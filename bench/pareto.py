@@ -44,11 +44,16 @@ def settings_digest(params) -> str:
     return digest.hexdigest()[:16]
 
 
-def _set_values(settings):
-    """The settings without those left null. A setting added later whose null default keeps the earlier behaviour
-    (e.g. `replay.prior_sft_weight`) then leaves the points measured before it comparable."""
+# Settings added after points were stored, at the value that keeps the earlier behaviour: left out of the digest at
+# that value, so those points stay comparable (null is always left out, e.g. `replay.prior_sft_weight`).
+ADDED_LATER_OFF = {"train.freeze": []}
+
+
+def _set_values(settings, prefix: str = ""):
+    """The settings without those left null or at an ADDED_LATER_OFF value."""
     if isinstance(settings, dict):
-        return {k: _set_values(v) for k, v in settings.items() if v is not None}
+        return {k: _set_values(v, f"{prefix}{k}.") for k, v in settings.items()
+                if v is not None and ADDED_LATER_OFF.get(f"{prefix}{k}", object()) != v}
     return settings
 
 

@@ -49,6 +49,10 @@ def test_a_point_is_reused_only_under_the_settings_and_data_it_was_measured_with
     # docs/pareto_curriculum.json points predate replay.prior_sft_weight: --set replay.prior_sft_weight=null.)
     assert pareto._set_values({"a": 1, "new": None, "sub": {"b": 0, "new": None}}) == {"a": 1, "sub": {"b": 0}}
     assert pareto.current(points[:2], with_overrides(params, {"replay.prior_sft_weight": 0.1}))[1] == points[:2]
+    # The same for a later setting whose "off" is a value, not null: `train.freeze: []` leaves no trace; a pattern does.
+    assert pareto._set_values({"train": {"freeze": [], "seed": 1}, "skill": {"tasks": []}}) == {
+        "train": {"seed": 1}, "skill": {"tasks": []}}
+    assert pareto.current(points[:2], with_overrides(params, {"train.freeze": ["^model"]}))[1] == points[:2]
 
     # A skill's data changed since, settings the same: every point is measured again.
     probe = tmp_path / "general_probe.jsonl"
