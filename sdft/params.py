@@ -423,6 +423,11 @@ def check_curriculum(params: Params, where: str) -> None:
     if params.train.freeze and params.train.lora.enabled:
         raise SdftError("params.train.freeze is set with `train.lora.enabled: true`; LoRA already holds every base weight.",
                         where=where, fix="use one of them: `train.freeze: []` or `train.lora.enabled: false`.")
+    tp, generations = params.train, params.sdft.num_generations
+    if tp.method == "sdft" and (tp.per_device_train_batch_size * tp.gradient_accumulation_steps) % generations:
+        raise SdftError(f"params.sdft.num_generations is {generations}, and a step's {tp.per_device_train_batch_size} "
+                        f"x {tp.gradient_accumulation_steps} rows are not whole prompts' worth of rollouts.", where=where,
+                        fix="make train.per_device_train_batch_size x gradient_accumulation_steps a multiple of it.")
     if params.replay.prior_fraction + params.replay.anchor_fraction > 0.75:
         raise SdftError("`replay.prior_fraction` + `replay.anchor_fraction` is over 0.75: the new skill would get "
                         "under a quarter of each batch.", where=where, fix="lower one of them.")

@@ -2,7 +2,9 @@
 
 Every step's batch of B rows holds round(B * prior_fraction) rows from the earlier skills' training
 splits (taken from each earlier skill in turn, so they share it evenly), round(B * anchor_fraction)
-general anchor prompts, and the rest from the new skill. `train.num_train_epochs` counts passes over
+general anchor prompts, and the rest from the new skill. With G rollouts per prompt (SDFT's
+`sdft.num_generations`) a batch of B rows is B/G prompts, each sampled G times (TRL repeats each row G times
+in order), and the shares count those prompts. `train.num_train_epochs` counts passes over
 the new skill, so replay adds steps rather than taking them from the new skill. The order is fixed
 here (seeded), and the recipes keep it (no second shuffle), so the share holds in every batch.
 
@@ -80,7 +82,8 @@ def mixture(params: Params, skill: str, new: list[dict], prior: dict[str, list[d
     """The whole run's rows in training order: `steps` batches of B rows with the stated shares. B is the global
     batch of one optimizer step: under `accelerate launch` each of the N processes takes B/N of it."""
     rp, tp = params.replay, params.train
-    batch = tp.per_device_train_batch_size * tp.gradient_accumulation_steps * processes()[1]
+    rows_per_step = tp.per_device_train_batch_size * tp.gradient_accumulation_steps * processes()[1]
+    batch = rows_per_step // (params.sdft.num_generations if tp.method == "sdft" else 1)  # distinct prompts a step
     n_prior = round(batch * rp.prior_fraction) if prior else 0
     n_anchor = round(batch * rp.anchor_fraction) if anchors else 0
     n_new = batch - n_prior - n_anchor

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from conftest import fact_records
 from sdft.data import write_skill
 from sdft.errors import SdftError
-from sdft.params import SkillSpec
+from sdft.params import SkillSpec, with_overrides
 from sdft.recipes import sdft as sdft_recipe
 from sdft.prompts import as_model_prompt, render_prompt
 from sdft.replay import load_anchors, training_rows
@@ -72,6 +72,33 @@ def test_replay_batches_hold_the_stated_shares_of_earlier_training_prompts_only(
                 assert r["prompt"] in ANCHORS and r["demonstration"] == ""
     news = Counter(r["id"] for r in rows if r["source"] == "new")
     assert set(news) == {r["id"] for r in data["b_train"]} and set(news.values()) == {2}  # each new record twice
+
+
+def test_several_rollouts_per_prompt_keep_the_shares_in_prompts_and_sample_each_copy(two_skills, tiny_model_dir, tmp_path):
+    """`sdft.num_generations: 2`: a step of 8 rows is 4 prompts, each twice in a row (TRL's sampler), in the stated
+    shares (2 new, 1 earlier-skill, 1 anchor); epochs still count passes over the new skill's prompts, and every copy
+    of a new prompt is sampled (anchors keep the parent's greedy answer)."""
+    params, data = two_skills
+    params.replay.prior_fraction, params.replay.anchor_fraction = 0.25, 0.25
+    params.sdft.num_generations = 2
+    params.replay.anchor_rollouts = "parent_greedy"  # params.yaml's
+    trainer, rows = prepare_trainer(params, "facts_b", data["b_train"], str(tiny_model_dir), tmp_path / "trainer")
+    assert len(rows) == 6 * 2 // 2 * 4  # 6 prompts x 2 passes / 2 new prompts a step = 6 steps of 4 prompts
+    batches = list(trainer.get_train_dataloader())
+    assert len(batches) == 6 and {len(b) for b in batches} == {8}
+    for batch in batches:
+        assert [r["prompt"] for r in batch[::2]] == [r["prompt"] for r in batch[1::2]]  # each prompt twice, in a row
+        assert Counter(r["source"] for r in batch[::2]) == {"new": 2, "prior": 1, "anchor": 1}
+    assert [r["source"] for b in batches for r in b[::2]] == [r["source"] for r in rows]  # the mixture's own order
+    news = Counter(r["id"] for r in rows if r["source"] == "new")
+    assert set(news) == {r["id"] for r in data["b_train"]} and set(news.values()) == {2}
+    asked = []
+    trainer._sample = lambda prompt_ids: (asked.extend(prompt_ids), (prompt_ids, [[5, 6]] * len(prompt_ids)))[1]
+    trainer._prepare_training_batch(batches[0])
+    assert len(asked) == 4 + 2  # both copies of the 2 new prompts and of the earlier skill's; no anchor
+
+    with pytest.raises(SdftError, match="num_generations"):  # not whole prompts' worth of rollouts: refused, named
+        with_overrides(params, {"train.per_device_train_batch_size": 7})
 
 
 def test_prior_share_is_spread_evenly_over_earlier_skills(two_skills, tmp_path):
