@@ -65,10 +65,10 @@ def lora_config(tp: TrainParams):
     )
 
 
-def freeze_matching(model, patterns: list[str]) -> int:
+def freeze_matching(model, patterns: list[str]) -> None:
     """`train.freeze`: hold every parameter whose name matches one of `patterns` at its loaded value (no gradient, so
-    the optimizer never holds or moves it; the EMA teacher and the checkpoint keep the parent's value). Returns the
-    number of weights left to train."""
+    the optimizer never holds or moves it; the EMA teacher and the checkpoint keep the parent's value). The train
+    metrics count what is left to train (`sdft.train.train_skill`, after LoRA too)."""
     names = [name for name, _ in model.named_parameters()]
     for pattern in patterns:
         if not any(re.search(pattern, name) for name in names):
@@ -80,11 +80,9 @@ def freeze_matching(model, patterns: list[str]) -> int:
     for name, param in model.named_parameters():
         if any(re.search(pattern, name) for pattern in patterns):
             param.requires_grad_(False)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if patterns and not trainable:
+    if patterns and not any(p.requires_grad for p in model.parameters()):
         raise SdftError("`train.freeze` holds every parameter of the model: nothing would train.",
                         where="params.yaml: train.freeze", fix="narrow the patterns.")
-    return trainable
 
 
 def merged(model):
