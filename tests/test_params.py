@@ -61,8 +61,6 @@ def test_sft_config_trains_on_completions_only(tmp_path):
         ("skills: [a, b]\n", "must be a mapping of name"),
         ("train: [1, 2]\n", "must be a mapping"),
         ("model: {name_or_path: x\n", "not valid YAML"),
-        ("replay:\n  anchor_ewc_weight: 1.0\n", "anchor_ewc_weight > 0 needs SDFT"),  # no anchors to estimate it on
-        ("replay: {anchor_ewc_weight: 1.0, anchor_fraction: 0.25}\n", "anchor_ewc_weight > 0 needs SDFT"),  # sampled
     ],
 )
 def test_bad_params_are_clear_errors_naming_the_file(tmp_path, text, message):

@@ -53,11 +53,6 @@ def test_a_point_is_reused_only_under_the_settings_and_data_it_was_measured_with
     assert pareto._set_values({"train": {"freeze": [], "seed": 1}, "skill": {"tasks": []}}) == {
         "train": {"seed": 1}, "skill": {"tasks": []}}
     assert pareto.current(points[:2], with_overrides(params, {"train.freeze": ["^model"]}))[1] == points[:2]
-    assert pareto._set_values({"replay": {"anchor_ewc_weight": 0.0, "prior_fraction": 0.25}}) == {
-        "replay": {"prior_fraction": 0.25}}
-    ewc = {"replay.anchor_ewc_weight": 1.0, "replay.anchor_fraction": 0.25, "replay.anchor_rollouts": "parent_greedy"}
-    with_anchors = with_overrides(params, {k: v for k, v in ewc.items() if k != "replay.anchor_ewc_weight"})
-    assert pareto.settings_digest(with_overrides(params, ewc)) != pareto.settings_digest(with_anchors)
 
     # A skill's data changed since, settings the same: every point is measured again.
     probe = tmp_path / "general_probe.jsonl"

@@ -130,7 +130,6 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         sft_weight=params.sdft.sft_weight,
         prior_sft_weight=params.replay.prior_sft_weight,
         anchor_skip_tokens=params.replay.anchor_skip_tokens,
-        ewc_weight=params.replay.anchor_ewc_weight,
     )
     if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer

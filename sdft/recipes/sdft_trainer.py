@@ -15,9 +15,6 @@
    (token mean over the batch's demonstration tokens), on the rows that have one. Replayed earlier-skill rows
    may take their own lambda (`replay.prior_sft_weight`): each token's NLL is then weighted by its row's lambda,
    still divided by all the batch's demonstration tokens, so equal lambdas give exactly lambda * NLL.
-4. **EWC toward the parent** (`replay.anchor_ewc_weight` = lambda > 0, sdft/recipes/ewc.py): lambda * sum_i F_i
-   (theta_i - parent_i) ** 2, F the parent's diagonal Fisher on the greedy answer of every anchor the run draws,
-   estimated before the first update.
 
 And the EMA teacher is part of a mid-run checkpoint (`train.save_steps`), so a resumed run continues with
 the same teacher, not a fresh copy of the base (TRL saves only the student).
@@ -38,8 +35,6 @@ from trl.experimental.sdft.loss_utils import (
 )
 from trl.experimental.sdft.sdft_trainer import DemonstrationTeacherContextBuilder
 from trl.trainer.utils import pad
-
-from .ewc import anchor_fisher, ewc_penalty, trained
 
 TEACHER_FILE = "sdft_teacher.safetensors"
 
@@ -68,12 +63,10 @@ class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
 
 class PipelineSDFTTrainer(SDFTTrainer):
     def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0,
-                 prior_sft_weight: float | None = None, anchor_skip_tokens: int | None = None,
-                 ewc_weight: float = 0.0, **kwargs):
+                 prior_sft_weight: float | None = None, anchor_skip_tokens: int | None = None, **kwargs):
         prior_sft_weight = sft_weight if prior_sft_weight is None else prior_sft_weight
-        if disagreement_power < 0 or sft_weight < 0 or prior_sft_weight < 0 or ewc_weight < 0:
-            raise ValueError("sdft.disagreement_power, sdft.sft_weight, replay.prior_sft_weight and "
-                             "replay.anchor_ewc_weight must be >= 0")
+        if disagreement_power < 0 or sft_weight < 0 or prior_sft_weight < 0:
+            raise ValueError("sdft.disagreement_power, sdft.sft_weight and replay.prior_sft_weight must be >= 0")
         dataset = kwargs["train_dataset"]
         has_anchors = "source" in dataset.column_names and "anchor" in set(dataset["source"])
         # The parent, frozen before any update (and before PEFT wraps the model): the anchors' teacher.
@@ -89,26 +82,6 @@ class PipelineSDFTTrainer(SDFTTrainer):
         if self.parent_model is not None:
             # As TRL prepares its teacher: on the student's device, and under the same autocast (bf16/fp16).
             self.parent_model = self.accelerator.prepare_model(self.parent_model, evaluation_mode=True)
-        self.ewc_weight, self.ewc_anchor, self.ewc_fisher = ewc_weight, None, None
-        if ewc_weight > 0:
-            self._estimate_ewc(dataset)
-
-    def _estimate_ewc(self, dataset) -> None:
-        """The parent's weights and diagonal Fisher, from the model before any update (the student, as loaded), over
-        each distinct anchor of the run once (not only those of the first steps), along its fixed greedy answer (`replay.anchor_rollouts: parent_greedy`)."""
-        anchors = {}
-        for ex in dataset:
-            if ex.get("source") == "anchor" and ex.get("rollout"):
-                anchors.setdefault(repr(ex["prompt"]), ex)
-        if not anchors:
-            raise ValueError("replay.anchor_ewc_weight needs anchor rows with the parent's greedy answers "
-                             "(replay.anchor_fraction > 0, replay.anchor_rollouts: parent_greedy)")
-        rows = list(anchors.values())
-        prompts = self._tokenize_prompts([ex["prompt"] for ex in rows])
-        sequences = [(p, list(ex["rollout"])[: self.max_completion_length]) for p, ex in zip(prompts, rows, strict=True)]
-        student = self.accelerator.unwrap_model(self.model)
-        self.ewc_anchor = {name: p.detach().float().clone() for name, p in trained(student).items()}
-        self.ewc_fisher = anchor_fisher(student, sequences)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
@@ -286,11 +259,6 @@ class PipelineSDFTTrainer(SDFTTrainer):
             term = (nll * inputs["sft_row_weight"].unsqueeze(1)).sum() / inputs["sft_tokens"].clamp(min=1.0)
             scale = self.current_gradient_accumulation_steps if model.training else 1.0
             loss = loss + term / scale
-        if self.ewc_weight > 0:
-            penalty = ewc_penalty(self.accelerator.unwrap_model(model), self.ewc_anchor, self.ewc_fisher)
-            self._metrics["train" if model.training else "eval"]["ewc_penalty"].append(penalty.item())
-            scale = self.current_gradient_accumulation_steps if model.training else 1.0
-            loss = loss + self.ewc_weight * penalty / scale
         return loss
 
 
