@@ -46,7 +46,7 @@ def settings_digest(params) -> str:
 
 # Settings added after points were stored, at the value that keeps the earlier behaviour: left out of the digest at
 # that value, so those points stay comparable (null is always left out, e.g. `replay.prior_sft_weight`).
-ADDED_LATER_OFF = {"train.freeze": []}
+ADDED_LATER_OFF = {"train.freeze": [], "replay.anchor_projection_share": 0.0}
 
 
 def _set_values(settings, prefix: str = ""):

@@ -209,6 +209,10 @@ class ReplayParams:
     # lambda as the new skill's rows. SFT with replay trains on those demonstrations at full weight and keeps the
     # earlier skills best (docs/QUALITY.md §22); a larger lambda here gives SDFT that direct target on them only.
     prior_sft_weight: float | None = within(0, default=None, also=(None,))
+    # SDFT: after every step each linear layer's change from the parent is kept off the inputs the parent's greedy
+    # anchor answers give that layer (their leading `share` of energy; sdft/recipes/projection.py). 0 = off. Needs
+    # the anchors on the parent's greedy path (`anchor_fraction` > 0, `anchor_rollouts: parent_greedy`); not with LoRA.
+    anchor_projection_share: float = within(0, 1, hi_open=True, default=0.0)
 
 
 @dataclass
@@ -423,6 +427,14 @@ def check_curriculum(params: Params, where: str) -> None:
     if params.train.freeze and params.train.lora.enabled:
         raise SdftError("params.train.freeze is set with `train.lora.enabled: true`; LoRA already holds every base weight.",
                         where=where, fix="use one of them: `train.freeze: []` or `train.lora.enabled: false`.")
+    rp = params.replay
+    if rp.anchor_projection_share > 0 and (params.train.method != "sdft" or params.train.lora.enabled
+                                           or rp.anchor_fraction == 0 or rp.anchor_rollouts != "parent_greedy"):
+        raise SdftError("params.replay.anchor_projection_share > 0 needs SDFT (train.method: sdft) without LoRA, with "
+                        "anchors on the parent's greedy answers: the general-input subspaces are measured along them.",
+                        where=where, fix="set replay.anchor_fraction > 0 and replay.anchor_rollouts: parent_greedy "
+                                         "(train.method: sdft, train.lora.enabled: false), or "
+                                         "replay.anchor_projection_share: 0.")
     tp, generations = params.train, params.sdft.num_generations
     if tp.method == "sdft" and (tp.per_device_train_batch_size * tp.gradient_accumulation_steps) % generations:
         raise SdftError(f"params.sdft.num_generations is {generations}, and a step's {tp.per_device_train_batch_size} "

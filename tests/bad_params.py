@@ -18,5 +18,6 @@ BAD_VALUES = [
     ("model", "dtype", "float64"), ("rollout", "engine", "vlm"), ("rollout", "gpu_memory_utilization", 0),
     ("data", "eval_fraction", 2.0), ("data", "eval_fraction", 1.0), ("data", "max_file_mb", 0),
     ("replay", "prior_fraction", 1.0), ("replay", "anchor_fraction", -0.1), ("replay", "prior_sft_weight", -0.5),
-    ("replay", "prior_sft_weight", "more"), ("promotion", "mode", "sometimes"),
+    ("replay", "prior_sft_weight", "more"),
+    ("replay", "anchor_projection_share", 1.0), ("promotion", "mode", "sometimes"),
 ]

@@ -61,6 +61,8 @@ def test_sft_config_trains_on_completions_only(tmp_path):
         ("skills: [a, b]\n", "must be a mapping of name"),
         ("train: [1, 2]\n", "must be a mapping"),
         ("model: {name_or_path: x\n", "not valid YAML"),
+        ("replay:\n  anchor_projection_share: 0.9\n", "anchor_projection_share > 0 needs SDFT"),  # no anchors
+        ("replay: {anchor_projection_share: 0.9, anchor_fraction: 0.25}\n", "anchor_projection_share > 0 needs SDFT"),  # sampled
     ],
 )
 def test_bad_params_are_clear_errors_naming_the_file(tmp_path, text, message):

@@ -130,6 +130,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         sft_weight=params.sdft.sft_weight,
         prior_sft_weight=params.replay.prior_sft_weight,
         anchor_skip_tokens=params.replay.anchor_skip_tokens,
+        projection_share=params.replay.anchor_projection_share,
     )
     if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer

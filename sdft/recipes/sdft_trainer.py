@@ -15,6 +15,9 @@
    (token mean over the batch's demonstration tokens), on the rows that have one. Replayed earlier-skill rows
    may take their own lambda (`replay.prior_sft_weight`): each token's NLL is then weighted by its row's lambda,
    still divided by all the batch's demonstration tokens, so equal lambdas give exactly lambda * NLL.
+4. **The update kept off the parent's general-text subspace** (`replay.anchor_projection_share` = s > 0,
+   sdft/recipes/projection.py): after every optimizer step each linear layer's change from the parent is
+   projected off the inputs the parent's greedy anchor answers give it (the leading share s of their energy).
 
 And the EMA teacher is part of a mid-run checkpoint (`train.save_steps`), so a resumed run continues with
 the same teacher, not a fresh copy of the base (TRL saves only the student).
@@ -35,6 +38,9 @@ from trl.experimental.sdft.loss_utils import (
 )
 from trl.experimental.sdft.sdft_trainer import DemonstrationTeacherContextBuilder
 from trl.trainer.utils import pad
+from transformers import TrainerCallback
+
+from .projection import UpdateProjector
 
 TEACHER_FILE = "sdft_teacher.safetensors"
 
@@ -61,12 +67,25 @@ class RenderedTeacherViews(DemonstrationTeacherContextBuilder):
         return privileged_context
 
 
+class _ProjectAfterStep(TrainerCallback):
+    """Runs after `optimizer.step()` and before the EMA teacher follows the student (TRL syncs at step end)."""
+
+    def __init__(self, projector: UpdateProjector):
+        self.projector = projector
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.projector.project()
+
+
 class PipelineSDFTTrainer(SDFTTrainer):
     def __init__(self, *args, disagreement_power: float = 0.0, sft_weight: float = 0.0,
-                 prior_sft_weight: float | None = None, anchor_skip_tokens: int | None = None, **kwargs):
+                 prior_sft_weight: float | None = None, anchor_skip_tokens: int | None = None,
+                 projection_share: float = 0.0, **kwargs):
         prior_sft_weight = sft_weight if prior_sft_weight is None else prior_sft_weight
         if disagreement_power < 0 or sft_weight < 0 or prior_sft_weight < 0:
             raise ValueError("sdft.disagreement_power, sdft.sft_weight and replay.prior_sft_weight must be >= 0")
+        if not 0 <= projection_share < 1:
+            raise ValueError("replay.anchor_projection_share must lie in [0, 1)")
         dataset = kwargs["train_dataset"]
         has_anchors = "source" in dataset.column_names and "anchor" in set(dataset["source"])
         # The parent, frozen before any update (and before PEFT wraps the model): the anchors' teacher.
@@ -82,6 +101,24 @@ class PipelineSDFTTrainer(SDFTTrainer):
         if self.parent_model is not None:
             # As TRL prepares its teacher: on the student's device, and under the same autocast (bf16/fp16).
             self.parent_model = self.accelerator.prepare_model(self.parent_model, evaluation_mode=True)
+        self.projector = self._anchor_projector(dataset, projection_share) if projection_share > 0 else None
+        if self.projector is not None:
+            self.add_callback(_ProjectAfterStep(self.projector))
+
+    def _anchor_projector(self, dataset, share: float) -> UpdateProjector:
+        """Each linear layer's general-input subspace, from the model before any update (the student, as loaded),
+        over each distinct anchor of the run once, prompt and the parent's fixed greedy answer."""
+        anchors = {}
+        for ex in dataset:
+            if ex.get("source") == "anchor" and ex.get("rollout"):
+                anchors.setdefault(repr(ex["prompt"]), ex)
+        if not anchors:
+            raise ValueError("replay.anchor_projection_share needs anchor rows with the parent's greedy answers "
+                             "(replay.anchor_fraction > 0, replay.anchor_rollouts: parent_greedy)")
+        rows = list(anchors.values())
+        prompts = self._tokenize_prompts([ex["prompt"] for ex in rows])
+        sequences = [p + list(ex["rollout"])[: self.max_completion_length] for p, ex in zip(prompts, rows, strict=True)]
+        return UpdateProjector(self.accelerator.unwrap_model(self.model), sequences, share)
 
     def _set_signature_columns_if_needed(self):
         if self._signature_columns is None:
