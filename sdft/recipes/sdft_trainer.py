@@ -1,4 +1,4 @@
-"""The pipeline's SDFT trainer: TRL's `SDFTTrainer` with three additions, each off at its default.
+"""The pipeline's SDFT trainer: TRL's `SDFTTrainer` with four additions, each off at its default.
 
 1. **Per-row teacher views.** A row's `privileged_context` is the teacher's whole prompt, rendered by
    `sdft.prompts.teacher_view` with that row's own skill template, so replayed records of earlier skills
