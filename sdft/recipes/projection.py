@@ -74,10 +74,6 @@ class UpdateProjector:
                       for name, c in input_covariances(model, sequences).items()}
         self.parent = {name: mod.weight.detach().clone() for name, mod in self.layers.items()}
 
-    def directions(self) -> dict[str, int]:
-        """How many input directions each layer's update is kept off."""
-        return {name: basis.shape[1] for name, basis in self.bases.items()}
-
     @torch.no_grad()
     def project(self) -> None:
         for name, mod in self.layers.items():
