@@ -26,14 +26,15 @@ def linear_layers(model) -> dict[str, torch.nn.Linear]:
             if isinstance(mod, torch.nn.Linear) and mod is not head and mod.weight.requires_grad}
 
 
-def input_covariances(model, sequences: list[list[int]]) -> dict[str, torch.Tensor]:
-    """sum over every token of every sequence of x x^T, x the input of each linear layer (float64)."""
+def input_covariances(model, sequences: list[list[int]], skip: int = 0) -> dict[str, torch.Tensor]:
+    """sum over every token of every sequence of x x^T, x the input of each linear layer (float64). `skip`: each
+    sequence's first positions are run (later tokens attend to them) but not counted."""
     layers = linear_layers(model)
     cov: dict[str, torch.Tensor] = {}
 
     def recorder(name):
         def hook(_mod, args, _out):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+            x = args[0].detach()[:, skip:].reshape(-1, args[0].shape[-1]).double()
             cov[name] = cov.get(name, 0) + x.T @ x
         return hook
 
