@@ -15,6 +15,7 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from safetensors.torch import load_file, save_file
 
@@ -32,13 +33,18 @@ def mix(parent: dict, candidate: dict, alpha: float) -> dict:
             for k in candidate}
 
 
-def write_mixed(parent_dir: Path, candidate_dir: Path, alpha: float, out: Path) -> Path:
-    """A loadable checkpoint (the candidate's config and tokenizer) with mixed weights; kept if already written."""
+def write_from_parent(parent_dir: Path, candidate_dir: Path, out: Path, combine: Callable[[dict, dict], dict]) -> Path:
+    """A loadable checkpoint (the candidate's config and tokenizer) with weights combine(parent's, candidate's);
+    kept if already written. bench/projection_screen.py writes its checkpoints with it too."""
     if not (out / WEIGHTS).exists():
         shutil.copytree(candidate_dir, out, dirs_exist_ok=True)
-        mixed = mix(load_file(parent_dir / WEIGHTS), load_file(candidate_dir / WEIGHTS), alpha)
-        save_file(mixed, out / WEIGHTS, metadata={"format": "pt"})
+        weights = combine(load_file(parent_dir / WEIGHTS), load_file(candidate_dir / WEIGHTS))
+        save_file(weights, out / WEIGHTS, metadata={"format": "pt"})
     return out
+
+
+def write_mixed(parent_dir: Path, candidate_dir: Path, alpha: float, out: Path) -> Path:
+    return write_from_parent(parent_dir, candidate_dir, out, lambda parent, candidate: mix(parent, candidate, alpha))
 
 
 def main() -> None:

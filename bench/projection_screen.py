@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from sdft.evaluate import evaluate_models
 from sdft.generation import HFGenerator
@@ -33,7 +32,9 @@ from sdft.prompts import render_prompt
 from sdft.recipes.projection import input_covariances, linear_layers, top_subspace
 from sdft.replay import load_anchors
 
-WEIGHTS = "model.safetensors"
+sys.path.insert(0, str(Path(__file__).parent))  # its sibling below, also when a test loads this file
+from parent_interpolation import WEIGHTS, write_from_parent  # noqa: E402  (one checkpoint writer for both)
+
 PREFIX_COUNTS = ("all", "once", "held")
 
 
@@ -86,15 +87,6 @@ def projected(parent: dict, candidate: dict, bases: dict[str, torch.Tensor]) -> 
     return out
 
 
-def write_projected(parent_dir: Path, candidate_dir: Path, bases: dict, out: Path) -> Path:
-    """A loadable checkpoint (the candidate's config and tokenizer) with projected weights; kept if already written."""
-    if not (out / WEIGHTS).exists():
-        shutil.copytree(candidate_dir, out, dirs_exist_ok=True)
-        weights = projected(load_file(parent_dir / WEIGHTS), load_file(candidate_dir / WEIGHTS), bases)
-        save_file(weights, out / WEIGHTS, metadata={"format": "pt"})
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_params_arguments(ap)
@@ -113,8 +105,8 @@ def main() -> None:
     outs = []
     for how, share in specs:
         bases = {name: subspaces.basis(name, how, share) for name in linear_layers(parent)}
-        outs.append(write_projected(parent_dir, candidate_dir, bases,
-                                    run / "projection_screen" / f"{args.skill}-{how}{share:g}"))
+        out = run / "projection_screen" / f"{args.skill}-{how}{share:g}"
+        outs.append(write_from_parent(parent_dir, candidate_dir, out, lambda p, c: projected(p, c, bases)))
         dims = sorted(b.shape[1] for b in bases.values())
         print(f"{how} {share:g}: directions held per layer, median {dims[len(dims) // 2]} / max {dims[-1]}", flush=True)
     so_far = params.skills_through(args.skill) + list(params.probes)  # what its evaluate stage scores

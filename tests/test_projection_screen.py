@@ -55,7 +55,8 @@ def test_the_projected_checkpoint_keeps_no_change_on_the_basis_and_the_candidate
     candidate_dir = build_tiny_model(tmp_path / "candidate", seed=1)
     subspaces = screen.Subspaces(AutoModelForCausalLM.from_pretrained(parent_dir), sequences())
     bases = {LAYER: subspaces.basis(LAYER, "once", 0.9)}
-    out = screen.write_projected(parent_dir, candidate_dir, bases, tmp_path / "projected")
+    out = screen.write_from_parent(parent_dir, candidate_dir, tmp_path / "projected",
+                                   lambda p, c: screen.projected(p, c, bases))
 
     p, c = load_file(parent_dir / screen.WEIGHTS), load_file(candidate_dir / screen.WEIGHTS)
     got = load_file(out / screen.WEIGHTS)
