@@ -29,7 +29,7 @@ from sdft.generation import HFGenerator
 from sdft.models import load_model, load_tokenizer
 from sdft.params import add_params_arguments, params_from_args, with_overrides
 from sdft.prompts import render_prompt
-from sdft.recipes.projection import input_covariances, linear_layers, top_subspace
+from sdft.recipes.projection import input_covariances, linear_layers, off_subspace, top_subspace
 from sdft.replay import load_anchors
 
 sys.path.insert(0, str(Path(__file__).parent))  # its sibling below, also when a test loads this file
@@ -55,24 +55,25 @@ def common_prefix(sequences: list[list[int]]) -> int:
 
 
 class Subspaces:
-    """Each linear layer's input covariance over the sequences, split into the shared prefix's part and the rest."""
+    """Each linear layer's input covariance over the sequences, and the part of it one copy of their shared prefix
+    gives. A causal model's states on the prefix are the same in every sequence, so one short pass measures it."""
 
     def __init__(self, model, sequences: list[list[int]]):
         self.count, prefix_len = len(sequences), common_prefix(sequences)
         self.full = input_covariances(model, sequences)
-        self.content = input_covariances(model, sequences, skip=prefix_len)
+        self.prefix_once = (input_covariances(model, [sequences[0][:prefix_len]]) if prefix_len
+                            else {name: torch.zeros_like(c) for name, c in self.full.items()})
 
     def basis(self, name: str, how: str, share: float) -> torch.Tensor:
-        full, content = self.full[name], self.content[name]
-        prefix = full - content  # `count` copies of the same prefix states
+        full, prefix_once = self.full[name], self.prefix_once[name]
         if how == "all":
             return top_subspace(full, share)
         if how == "once":
-            return top_subspace(content + prefix / self.count, share)
+            return top_subspace(full - (self.count - 1) * prefix_once, share)
         if how == "held":
-            held = top_subspace(prefix, 1 - 1e-6)  # the prefix states' span (their count at most)
-            off = torch.eye(len(content), dtype=torch.float64) - held.double() @ held.double().T
-            rest = top_subspace(off @ content @ off, share)
+            held = top_subspace(prefix_once, 1 - 1e-6)  # the prefix states' span (their count at most)
+            off = torch.eye(len(full), dtype=torch.float64) - held.double() @ held.double().T
+            rest = top_subspace(off @ full @ off, share)  # off the span, the prefix's copies add nothing
             return torch.linalg.qr(torch.cat([held, rest], 1).double()).Q.float()
         raise ValueError(f"unknown prefix count {how!r}: one of {PREFIX_COUNTS}")
 
@@ -82,8 +83,8 @@ def projected(parent: dict, candidate: dict, bases: dict[str, torch.Tensor]) -> 
     out = dict(candidate)
     for name, basis in bases.items():
         key = f"{name}.weight"
-        delta = candidate[key].float() - parent[key].float()
-        out[key] = (parent[key].float() + delta - (delta @ basis) @ basis.T).to(candidate[key].dtype)
+        delta = off_subspace(candidate[key].float() - parent[key].float(), basis)
+        out[key] = (parent[key].float() + delta).to(candidate[key].dtype)
     return out
 
 

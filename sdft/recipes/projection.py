@@ -26,15 +26,14 @@ def linear_layers(model) -> dict[str, torch.nn.Linear]:
             if isinstance(mod, torch.nn.Linear) and mod is not head and mod.weight.requires_grad}
 
 
-def input_covariances(model, sequences: list[list[int]], skip: int = 0) -> dict[str, torch.Tensor]:
-    """sum over every token of every sequence of x x^T, x the input of each linear layer (float64). `skip`: each
-    sequence's first positions are run (later tokens attend to them) but not counted."""
+def input_covariances(model, sequences: list[list[int]]) -> dict[str, torch.Tensor]:
+    """sum over every token of every sequence of x x^T, x the input of each linear layer (float64)."""
     layers = linear_layers(model)
     cov: dict[str, torch.Tensor] = {}
 
     def recorder(name):
         def hook(_mod, args, _out):
-            x = args[0].detach()[:, skip:].reshape(-1, args[0].shape[-1]).double()
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
             cov[name] = cov.get(name, 0) + x.T @ x
         return hook
 
@@ -62,6 +61,11 @@ def top_subspace(cov: torch.Tensor, share: float) -> torch.Tensor:
     return vectors[:, :k].float()
 
 
+def off_subspace(delta: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """A weight change with its action on the basis's span removed: dW (I - B B^T), B orthonormal columns."""
+    return delta - (delta @ basis) @ basis.T
+
+
 class UpdateProjector:
     """Holds each linear layer's parent weight and general-input basis; `project()` after every optimizer step."""
 
@@ -79,6 +83,5 @@ class UpdateProjector:
     def project(self) -> None:
         for name, mod in self.layers.items():
             basis, parent = self.bases[name], self.parent[name]
-            delta = mod.weight.float() - parent.float()
-            delta -= (delta @ basis) @ basis.T
+            delta = off_subspace(mod.weight.float() - parent.float(), basis)
             mod.weight.copy_((parent.float() + delta).to(mod.weight.dtype))
