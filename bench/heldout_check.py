@@ -41,10 +41,15 @@ def main() -> None:
         for i, skill in enumerate(result.skills):
             # before = the model it learns from (the base for the first skill), as the gate's reference
             rows.append((method, skill, result.rows[i][skill], result.rows[i + 1][skill]))
+        # A skill refused before training (no teacher headroom, sdft/headroom.py) and every one after it: not learned.
+        rows += [(method, skill, None, None) for skill in SKILLS if skill not in result.skills]
         for probe in result.probes:
             rows.append((method, probe, base[probe], result.rows[-1][probe]))
     print("\n| method | skill | before (probe: base) | after learning (probe: at the end) | verdict |\n|---|---|---|---|---|")
     for method, name, before, after in rows:
+        if after is None:
+            print(f"| {method} | {name} | - | - | FAIL (not trained: refused or after a refusal) |")
+            continue
         ok = (after - before >= -params.gate.max_general_drop) if name in params.probes else (after > before + 0.25)
         print(f"| {method} | {name} | {100 * before:.1f} | {100 * after:.1f} | {'pass' if ok else 'FAIL'} |")
     Path(args.workdir).mkdir(parents=True, exist_ok=True)

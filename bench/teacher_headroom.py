@@ -1,7 +1,8 @@
 """Can the model do each skill as its own teacher? Scores the student (prompt only) and the teacher
 (prompt + demonstration through the skill kind's teacher template) on every record of each skill.
 
-SDFT can only teach what the teacher does: a skill with no headroom here cannot be learned by SDFT.
+SDFT can only teach what the teacher does: a skill with no headroom here cannot be learned by SDFT. The train
+stage runs the same measurement (sdft/headroom.py) on a skill's training split when `sdft.min_teacher_headroom` > 0.
 Usage: python bench/teacher_headroom.py [--params params.yaml] [--limit N]
 """
 
@@ -11,10 +12,10 @@ import argparse
 
 from sdft.data import read_records, validate_records
 from sdft.generation import HFGenerator
+from sdft.headroom import measure_headroom
 from sdft.models import load_model, load_tokenizer, resolve_model
 from sdft.params import load_params
 from sdft.prompts import teacher_prompt
-from sdft.scoring import get_scorer
 
 
 def main() -> None:
@@ -30,15 +31,23 @@ def main() -> None:
     for spec in [*params.skills.values(), *params.probes.values()]:
         records = validate_records(read_records(spec.path), spec.path, spec.columns)
         records = records[: args.limit] if args.limit else records
-        score = get_scorer(spec.scorer)
+        answers: dict[str, str] = {}  # the last call's views and answers, for the examples printed below
+
+        def generate(views: list, max_new_tokens: int) -> list[str]:
+            out = gen.generate(views, max_new_tokens)
+            answers.update(zip(map(str, views), out))
+            return out
+
         template = params.sdft.template_for(spec.kind)
-        student = gen.generate([r["prompt"] for r in records], params.eval.max_new_tokens)
-        teacher = gen.generate([teacher_prompt(r["prompt"], r["demonstration"], template) for r in records], params.eval.max_new_tokens)
-        s = sum(score(p, r["answer"]) for p, r in zip(student, records)) / len(records)
-        t = sum(score(p, r["answer"]) for p, r in zip(teacher, records)) / len(records)
-        print(f"| {spec.name} | {spec.kind} | {len(records)} | {s:.0%} | {t:.0%} |", flush=True)
-        for r, p, q in list(zip(records, student, teacher))[:2]:
-            print(f"    {r['prompt'][:60]!r}\n      student: {p[:100]!r}\n      teacher: {q[:100]!r}")
+        h = measure_headroom(generate, records, template, spec.scorer, params.eval.max_new_tokens)
+        if h is None:
+            print(f"| {spec.name} | {spec.kind} | 0 | - | - |", flush=True)
+            continue
+        print(f"| {spec.name} | {spec.kind} | {h.n} | {h.student:.0%} | {h.teacher:.0%} |", flush=True)
+        for r in records[:2]:
+            view = teacher_prompt(r["prompt"], r["demonstration"], template)
+            print(f"    {r['prompt'][:60]!r}\n      student: {answers.get(str(r['prompt']), '')[:100]!r}"
+                  f"\n      teacher: {answers.get(str(view), '')[:100]!r}")
 
 
 if __name__ == "__main__":

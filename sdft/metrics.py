@@ -72,6 +72,7 @@ class AccuracyMatrix:
             "new_skill": {s: self.rows[i + 1][s] for i, s in enumerate(self.skills)},
             "general": {p: final[p] for p in self.probes},
             "general_drop": {p: base[p] - final[p] for p in self.probes},
-            **self.metrics().as_dict(),
+            # no skill learned yet (the first one refused): no continual-learning metrics to give
+            **(self.metrics().as_dict() if self.skills else {"acc": None, "bwt": None, "forgetting": None}),
             "train_seconds": round(self.train_seconds, 1),
         }

@@ -159,6 +159,10 @@ class SdftParams:
     # on every row that has a demonstration (anchors have none; replayed rows: `replay.prior_sft_weight`).
     # 0 = the paper's pure self-distillation.
     sft_weight: float = within(0, default=0.0)
+    # Before training, the new skill's scorable training records are answered greedily from the prompt alone and with
+    # the demonstration in context (sdft/headroom.py): a skill whose teacher scores less than this much above its
+    # student is refused, because SDFT can only move the student toward the teacher. 0 = no check (the paper has none).
+    min_teacher_headroom: float = within(0, 1, default=0.0)
     # f > 0: a run's rollouts stop at f x its longest demonstration (tokens; replayed skills' included), never above
     # train.max_completion_length. A one-sentence answer needs no 64-token rollout, and every token past the answer
     # costs generation, teacher and student work (issue #14). 0 = train.max_completion_length for every skill.

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from . import stages
+from .headroom import NoTeacherHeadroom
 from .ingest import ingest_skill
 from .layout import read_json
 from .metrics import AccuracyMatrix
@@ -22,7 +23,8 @@ from .train import train_skill
 
 def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: int | None = None,
                    label: str | None = None) -> AccuracyMatrix:
-    """`label` names the column in comparison tables (default: the method), e.g. "sft+replay"."""
+    """`label` names the column in comparison tables (default: the method), e.g. "sft+replay". A skill refused for
+    lack of teacher headroom (sdft/headroom.py) ends the sequence: the matrix holds the skills learned before it."""
     label = label or method
     overrides = {"train.method": method, "artifacts_dir": str(Path(workdir))}
     if max_steps is not None:
@@ -34,8 +36,12 @@ def learn_sequence(params: Params, method: str, workdir: str | Path, max_steps: 
     stages.base(params)
     _progress(label, "base", layout.scores_file("base"))
     for name in params.skills:
-        train_skill(params, name, layout.data_dir(name), str(layout.checkpoint_dir(params.parent(name))),
-                    layout.checkpoint_dir(name))
+        try:
+            train_skill(params, name, layout.data_dir(name), str(layout.checkpoint_dir(params.parent(name))),
+                        layout.checkpoint_dir(name))
+        except NoTeacherHeadroom as refused:  # the chain stops here, as the pipeline's does; the matrix ends before it
+            print(f"[{label}] {name} refused: {refused}", flush=True)
+            break
         stages.evaluate(params, name)
         _progress(label, f"after {name}", layout.scores_file(name))
     result = stages.accuracy_matrix(params, label=label)

@@ -170,7 +170,7 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
     # The checkpoint is written into `tmp` and renamed into place as the very last step (nothing to clean up after
     # it); the trainer's own folder is the resume folder (`train.save_steps`) or a second temporary one.
     tmp = staging_dir(out_dir) if main else None  # refuses a folder the pipeline did not write, before any training
-    resume_from, scratch = None, None
+    resume_from, scratch, work_dir = None, None, None
     try:
         start = time.perf_counter()
         fingerprint = run_fingerprint(params, skill_name, meta, base_model)
@@ -229,6 +229,12 @@ def train_skill(params: Params, skill_name: str, data_dir: str | Path, base_mode
         shutil.rmtree(work_dir, ignore_errors=True)
         write_file_atomic(train_metrics_file(out_dir), json.dumps(metrics, indent=2, default=str) + "\n")
         publish_dir(tmp, out_dir)
+    except SdftError:
+        # Refused (bad input, no teacher headroom, diverged): a resume folder with no saved step holds nothing to
+        # resume, so it goes too. A killed run never gets here, and its folder stays for the rerun.
+        if main and work_dir is not None and not any(Path(work_dir).glob("checkpoint-*")):
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)  # already renamed on success

@@ -50,6 +50,7 @@ def project(tmp_path, tiny_model_dir) -> Path:
     params["skills"] = {"facts": {"path": "skills/facts.jsonl", "kind": "knowledge", "scorer": "contains", "after": "base"}}
     params["probes"] = {}
     params["rollout"]["engine"] = "hf"
+    params["sdft"]["min_teacher_headroom"] = 0  # the tiny model has no teacher headroom (tests/test_headroom.py)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from ..generation import HFGenerator, resolve_engine
+from ..headroom import Headroom, check_headroom, measure_headroom
 from ..params import Params, SkillSpec
 from ..errors import SdftError
 from ..prompts import render_prompt, sdft_rows, to_trl_template
@@ -114,11 +115,18 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
         from ..vllm_engine import VLLMEngine
 
         engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
+    # Before any update the rollout engine holds the parent's weights: it answers for the headroom check and the anchors.
+    parent = lambda: engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)  # noqa: E731
+    try:
+        headroom = teacher_headroom(params, skill, records, lambda views, n: parent().generate(views, n))
+    except SdftError:
+        if engine is not None:  # refused before training: the engine's memory goes back now, not at exit
+            engine.close()
+        raise
     if params.replay.anchor_rollouts == "parent_greedy" and any(r.get("source") == "anchor" for r in records):
-        # Before any update: the parent's greedy answers, on the rollout engine (it holds the parent's weights now).
-        # Token ids, stop token kept: the tokens the student is distilled on, exactly as the parent wrote them.
-        parent = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)
-        answers = anchor_answers(records, lambda prompts: parent.greedy_ids(prompts, args.max_completion_length))
+        # The parent's greedy answers as token ids, stop token kept: the tokens the student is distilled on,
+        # exactly as the parent wrote them.
+        answers = anchor_answers(records, lambda prompts: parent().greedy_ids(prompts, args.max_completion_length))
         rows = [row if a is None else {**row, "rollout": a} for row, a in zip(rows, answers, strict=True)]
     kwargs = dict(
         model=model,
@@ -135,10 +143,29 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     if engine is not None:
         from .vllm_rollouts import VLLMRolloutSDFTTrainer
 
-        return VLLMRolloutSDFTTrainer(**kwargs, engine=engine, overlap=params.rollout.overlap)
-    from .sdft_trainer import PipelineSDFTTrainer
+        trainer = VLLMRolloutSDFTTrainer(**kwargs, engine=engine, overlap=params.rollout.overlap)
+    else:
+        from .sdft_trainer import PipelineSDFTTrainer
 
-    return PipelineSDFTTrainer(**kwargs)
+        trainer = PipelineSDFTTrainer(**kwargs)
+    trainer.teacher_headroom = headroom.as_dict() if headroom else None  # into the run's metrics (`finish`)
+    return trainer
+
+
+def teacher_headroom(params: Params, skill: SkillSpec, records: list[dict], generate) -> Headroom | None:
+    """The new skill's teacher against its student on the training records this run trains on (all of them unless
+    `train.max_steps` cuts the run short), refused below `sdft.min_teacher_headroom` (sdft/headroom.py). Not measured
+    when the check is off."""
+    if params.sdft.min_teacher_headroom <= 0:
+        return None
+    new: dict[str, dict] = {}
+    for r in records:  # the new skill's records, each once (the mixture repeats them pass by pass)
+        if r.get("source", "new") == "new":
+            new.setdefault(r.get("id") or str(r["prompt"]), r)
+    headroom = measure_headroom(generate, list(new.values()), params.sdft.template_for(skill.kind), skill.scorer,
+                                params.eval.max_new_tokens)
+    check_headroom(headroom, params.sdft.min_teacher_headroom, skill.name, skill.path)
+    return headroom
 
 
 def finish(trainer) -> dict:
@@ -146,8 +173,9 @@ def finish(trainer) -> dict:
     engine's memory freed for the checkpoint writer."""
     from .vllm_rollouts import VLLMRolloutSDFTTrainer
 
+    run = {"max_completion_length": trainer.max_completion_length, "teacher_headroom": trainer.teacher_headroom}
     if not isinstance(trainer, VLLMRolloutSDFTTrainer):
-        return {"rollout_engine": "hf", "max_completion_length": trainer.max_completion_length}
+        return {"rollout_engine": "hf", **run}
     stats = trainer.rollout_stats()
     trainer.engine.close()
-    return {**stats, "max_completion_length": trainer.max_completion_length}
+    return {**stats, **run}
