@@ -342,6 +342,8 @@ def register(params: Params, skill: str, checkpoint: Path, scores: dict, verdict
         mlflow.log_metrics({k: v for k, v in matrix_metrics.items() if v is not None})
         mlflow.log_metric("gate_passed", float(verdict["passed"]))
         mlflow.log_metrics({k: train[k] for k in ("train_seconds", "rollout_seconds", "weight_sync_seconds") if k in train})
+        headroom = train.get("teacher_headroom") or {}  # measured before training (sdft/headroom.py) when checked
+        mlflow.log_metrics({f"teacher_headroom.{k}": headroom[k] for k in ("student", "teacher", "gain") if k in headroom})
         for path in report_files:
             mlflow.log_artifact(str(path), "reports")
         _store_model(checkpoint)

@@ -133,3 +133,23 @@ def test_an_in_process_sequence_stops_at_a_refused_skill_with_the_matrix_of_what
     assert result.skills == [] and len(result.rows) == 1 and "probe" in result.rows[0]
     assert "[sdft] facts refused: " in capsys.readouterr().out
     assert not (tmp_path / "seq" / "checkpoints" / "facts").exists()
+
+
+def test_the_measured_headroom_is_on_the_versions_mlflow_run(tmp_path, monkeypatch, params):
+    """Real MLflow on sqlite: what the check measured is beside the scores in the UI."""
+    from conftest import fake_checkpoint
+
+    from sdft import registry
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params.artifacts_dir = str(tmp_path / "artifacts")
+    ckpt = fake_checkpoint(tmp_path, "a")
+    log = ckpt.with_name("a.train_metrics.json")
+    log.write_text(json.dumps({**json.loads(log.read_text()), "teacher_headroom": Headroom(12, 0.0, 0.75).as_dict()}))
+    scores = {"scores": {"facts": 0.5}, "reference": {"scores": {"facts": 0.0}}}
+    version = registry.register(params, "facts", ckpt, scores, {"passed": True}, [], {})
+    c = registry.client()
+    metrics = c.get_run(c.get_model_version("sdft-model", version["version"]).run_id).data.metrics
+    assert {k: metrics[k] for k in metrics if k.startswith("teacher_headroom.")} == {
+        "teacher_headroom.student": 0.0, "teacher_headroom.teacher": 0.75, "teacher_headroom.gain": 0.75}
