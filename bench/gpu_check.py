@@ -83,7 +83,9 @@ def setup(params, model: str, work: Path, dtype: str, method: str, steps: int, b
     overrides = {"model.name_or_path": model, "model.dtype": dtype, "train.method": method, "train.max_steps": steps,
                  "train.per_device_train_batch_size": batch, "train.num_train_epochs": 1000, "rollout.engine": "hf",
                  "replay.prior_fraction": 0.0,  # one skill: nothing earlier to replay; anchors stay on
-                 "replay.anchor_prompts": str(ROOT / params.replay.anchor_prompts), **extra}
+                 "replay.anchor_prompts": str(ROOT / params.replay.anchor_prompts),
+                 "sdft.min_teacher_headroom": 0.0,  # random weights follow no demonstration: a timing run, nothing to check
+                 **extra}
     if paper:  # the paper's settings (params.yaml notes where the defaults depart from them)
         overrides.update({"sdft.generate_from_teacher": False, "sdft.disagreement_power": 0.0, "sdft.sft_weight": 0.0,
                           "replay.anchor_fraction": 0.0})

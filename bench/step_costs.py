@@ -166,7 +166,8 @@ def main() -> None:
     total = args.warmup + args.steps
     configured = params_from_args(args)  # as the pipeline runs it: the per-skill rows
     params = with_overrides(configured, {"train.max_steps": total, "replay.prior_fraction": 0.0,
-                                         "replay.anchor_fraction": 0.0, "train.save_steps": 0})
+                                         "replay.anchor_fraction": 0.0, "train.save_steps": 0,
+                                         "sdft.min_teacher_headroom": 0.0})  # raw TRL has no such check
     skill = next(iter(params.skills.values()))
     path = resolve_model(params.model.name_or_path)
     records = validate_records(read_records(ROOT / skill.path), skill.path, skill.columns)
