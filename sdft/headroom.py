@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from .errors import SdftError
+from .evaluate import score_answers
 from .prompts import teacher_prompt
-from .scoring import get_scorer
 
 
 class NoTeacherHeadroom(SdftError):
@@ -46,10 +46,9 @@ def measure_headroom(generate: Callable[[list, int], list[str]], records: list[d
         return None
     views = [r["prompt"] for r in scored] + [teacher_prompt(r["prompt"], r["demonstration"], template) for r in scored]
     answers = generate(views, max_new_tokens)
-    score = get_scorer(scorer)
-    right = [bool(score(a, r["answer"])) for a, r in zip(answers, scored + scored, strict=True)]
     n = len(scored)
-    return Headroom(n=n, student=round(sum(right[:n]) / n, 6), teacher=round(sum(right[n:]) / n, 6))
+    return Headroom(n=n, student=score_answers(answers[:n], scored, scorer)[0],
+                    teacher=score_answers(answers[n:], scored, scorer)[0])
 
 
 def check_headroom(headroom: Headroom | None, minimum: float, skill: str, path: str) -> None:

@@ -116,9 +116,9 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
 
         engine = VLLMEngine(model.name_or_path, params, max_num_seqs=args.per_device_train_batch_size)
     # Before any update the rollout engine holds the parent's weights: it answers for the headroom check and the anchors.
-    parent = lambda: engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)  # noqa: E731
+    parent = engine or HFGenerator(model, tokenizer, params.eval.batch_size, progress=False)
     try:
-        headroom = teacher_headroom(params, skill, records, lambda views, n: parent().generate(views, n))
+        headroom = teacher_headroom(params, skill, records, parent.generate)
     except SdftError:
         if engine is not None:  # refused before training: the engine's memory goes back now, not at exit
             engine.close()
@@ -126,7 +126,7 @@ def build_trainer(params: Params, skill: SkillSpec, records: list[dict], model, 
     if params.replay.anchor_rollouts == "parent_greedy" and any(r.get("source") == "anchor" for r in records):
         # The parent's greedy answers as token ids, stop token kept: the tokens the student is distilled on,
         # exactly as the parent wrote them.
-        answers = anchor_answers(records, lambda prompts: parent().greedy_ids(prompts, args.max_completion_length))
+        answers = anchor_answers(records, lambda prompts: parent.greedy_ids(prompts, args.max_completion_length))
         rows = [row if a is None else {**row, "rollout": a} for row, a in zip(rows, answers, strict=True)]
     kwargs = dict(
         model=model,
@@ -161,7 +161,7 @@ def teacher_headroom(params: Params, skill: SkillSpec, records: list[dict], gene
     new: dict[str, dict] = {}
     for r in records:  # the new skill's records, each once (the mixture repeats them pass by pass)
         if r.get("source", "new") == "new":
-            new.setdefault(r.get("id") or str(r["prompt"]), r)
+            new.setdefault(r["id"], r)
     headroom = measure_headroom(generate, list(new.values()), params.sdft.template_for(skill.kind), skill.scorer,
                                 params.eval.max_new_tokens)
     check_headroom(headroom, params.sdft.min_teacher_headroom, skill.name, skill.path)
